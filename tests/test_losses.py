@@ -96,7 +96,8 @@ def draw_case(data, xp, name) -> Case:
     if name == "clip":
         image, text = embeddings(rng, n, d, scale), embeddings(rng, n, d, scale)
         t = np.array(data.draw(st.floats(0.0, 4.5), label="logit_scale"))  # e^4.5 = 90: off the clamp
-        return Case([image, text, t], clip_loss, composed.clip_loss_composed, ref.clip_loss_loop(image, text, t))
+        reference = ref.clip_loss_loop(image, text, t)
+        return Case([image, text, t], clip_loss, composed.clip_loss_composed, reference)
     if name == "supcon":
         m = data.draw(st.integers(2, 7), label="M")
         z = embeddings(rng, m, d, scale)
@@ -161,37 +162,38 @@ def test_clip_loss_is_symmetric_in_image_and_text(xp, seed, n, d):
     np.testing.assert_allclose(clip_loss(a, b, t).item(), clip_loss(b, a, t).item(), rtol=1e-12)
 
 
-def _losses_of(xp, rng, n, d, tau, perm=None, row_scale=None):
-    """Every loss on one random batch, optionally permuted consistently and with rows rescaled."""
+def _losses_of(xp, rng, n, d, tau, permute=False, rescale=False):
+    """Every loss on one random batch; ``permute`` reorders the batch consistently (and
+    the queue, on its own), ``rescale`` multiplies every row by its own factor in 1e-3 … 1e3."""
     z1, z2, k = (embeddings(rng, n, d) for _ in range(3))
     queue = embeddings(rng, 7, d)
     logits, labels, targets = rng.standard_normal((n, 4)), rng.integers(0, 3, n), rng.integers(0, 4, n)
-    perm = np.arange(n) if perm is None else perm
-    s = np.ones((n, 1)) if row_scale is None else row_scale
+    perm, queue_perm = np.arange(n), np.arange(7)
+    if permute:
+        perm, queue_perm = rng.permutation(n), rng.permutation(7)
+    if rescale:
+        z1, z2, k, queue = (x * 10.0 ** rng.uniform(-3, 3, (len(x), 1)) for x in (z1, z2, k, queue))
     T = lambda a: const(xp, a)  # noqa: E731
     return np.array([
-        nt_xent(T(z1[perm] * s), T(z2[perm] * s[::-1]), tau).item(),
-        info_nce(T(z1[perm] * s), T(k[perm] * s[::-1]), T(queue[::-1] * 3.0), tau).item(),
-        clip_loss(T(z1[perm] * s), T(z2[perm] * s[::-1]), T(1.5)).item(),
-        supcon(T(z1[perm] * s), xp.asarray(labels[perm]), tau).item(),
+        nt_xent(T(z1[perm]), T(z2[perm]), tau).item(),
+        info_nce(T(z1[perm]), T(k[perm]), T(queue[queue_perm]), tau).item(),
+        clip_loss(T(z1[perm]), T(z2[perm]), T(1.5)).item(),
+        supcon(T(z1[perm]), xp.asarray(labels[perm]), tau).item(),
         cross_entropy(T(logits[perm]), xp.asarray(targets[perm])).item(),
     ])
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 6), d=st.integers(1, 5), tau=temperatures)
 def test_permuting_the_batch_consistently_leaves_every_loss_unchanged(xp, seed, n, d, tau):
-    perm = np.random.default_rng(seed + 1).permutation(n)
     before = _losses_of(xp, np.random.default_rng(seed), n, d, tau)
-    after = _losses_of(xp, np.random.default_rng(seed), n, d, tau, perm=perm)
-    np.testing.assert_allclose(after[:4], before[:4], rtol=1e-10)  # info_nce's queue was reversed too
-    np.testing.assert_allclose(after[4], before[4], rtol=1e-10)
+    after = _losses_of(xp, np.random.default_rng(seed), n, d, tau, permute=True)
+    np.testing.assert_allclose(after, before, rtol=1e-10)
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 6), d=st.integers(1, 5), tau=temperatures)
 def test_scaling_embeddings_leaves_normalized_losses_unchanged(xp, seed, n, d, tau):
-    scales = 10.0 ** np.random.default_rng(seed + 1).uniform(-3, 3, (n, 1))
     before = _losses_of(xp, np.random.default_rng(seed), n, d, tau)
-    after = _losses_of(xp, np.random.default_rng(seed), n, d, tau, row_scale=scales)
+    after = _losses_of(xp, np.random.default_rng(seed), n, d, tau, rescale=True)
     np.testing.assert_allclose(after, before, rtol=1e-9)
 
 
@@ -203,7 +205,8 @@ def test_nt_xent_closed_form_for_aligned_positives_and_orthogonal_negatives(xp, 
     e = np.eye(n) * 3.0  # pair i is the basis vector e_i in both views
     # ℓ = -log(e^{1/τ} / (e^{1/τ} + (2N - 2) e^0)) for every anchor
     expected = math.log1p((2 * n - 2) * math.exp(-1 / tau))
-    np.testing.assert_allclose(nt_xent(const(xp, e), const(xp, e), tau).item(), expected, rtol=1e-12, atol=1e-14)
+    loss = nt_xent(const(xp, e), const(xp, e), tau)
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12, atol=1e-14)  # atol: lse - S_pos cancels
 
 
 @pytest.mark.parametrize("n, k, tau", [(1, 1, 0.2), (3, 5, 0.07), (4, 4, 1.0)])
@@ -211,7 +214,8 @@ def test_info_nce_closed_form_for_aligned_key_and_orthogonal_queue(xp, n, k, tau
     basis = np.eye(n + k)
     q = const(xp, basis[:n] * 2.0)
     expected = math.log1p(k * math.exp(-1 / tau))
-    np.testing.assert_allclose(info_nce(q, const(xp, basis[:n]), const(xp, basis[n:]), tau).item(), expected, rtol=1e-12, atol=1e-14)
+    loss = info_nce(q, const(xp, basis[:n]), const(xp, basis[n:]), tau)
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("n, t", [(2, math.log(1 / 0.07)), (5, 0.0), (3, 6.0)])
@@ -230,13 +234,15 @@ def test_supcon_closed_form_for_collapsed_classes(xp):
     # anchor of a class of size c: c-1 positives at 1/τ, M-c negatives at 0
     per_class = [math.log((c - 1) * math.exp(1 / tau) + (m - c)) - 1 / tau for c in sizes]
     expected = sum(c * l for c, l in zip(sizes, per_class)) / m
-    np.testing.assert_allclose(supcon(const(xp, z), xp.asarray(labels), tau).item(), expected, rtol=1e-12, atol=1e-14)
+    loss = supcon(const(xp, z), xp.asarray(labels), tau)
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12, atol=1e-14)
 
 
 def test_uniform_similarities_give_log_of_the_number_of_candidates(xp):
     z = const(xp, np.ones((4, 3)))  # every cosine is 1: the softmax is uniform
     np.testing.assert_allclose(nt_xent(z, z, 0.3).item(), math.log(7), rtol=1e-12)
-    np.testing.assert_allclose(info_nce(z, z, const(xp, np.ones((5, 3))), 0.3).item(), math.log(6), rtol=1e-12)
+    loss = info_nce(z, z, const(xp, np.ones((5, 3))), 0.3)
+    np.testing.assert_allclose(loss.item(), math.log(6), rtol=1e-12)
 
 
 # SupCon specifics ------------------------------------------------------------
@@ -277,7 +283,8 @@ def test_supcon_with_pair_labels_is_nt_xent(xp, seed, n, d, tau):
     np.testing.assert_allclose(a.item(), b.item(), rtol=1e-12)
     a.backward()
     b.backward()
-    np.testing.assert_allclose(host(z.grad), np.concatenate([host(z1.grad), host(z2.grad)]), rtol=1e-10, atol=1e-14)
+    stacked = np.concatenate([host(z1.grad), host(z2.grad)])
+    np.testing.assert_allclose(host(z.grad), stacked, rtol=1e-10, atol=1e-14)
 
 
 # InfoNCE and CLIP specifics ----------------------------------------------------
@@ -322,12 +329,14 @@ def test_clip_logit_scale_gradient_is_zero_exactly_when_clamped(xp, t_value, cla
 # Normalize and cosine similarity ------------------------------------------------
 
 
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 4), d=st.integers(1, 5), axis=st.sampled_from([0, -1]))
+@given(
+    seed=st.integers(0, 2**32 - 1), n=st.integers(1, 4), d=st.integers(1, 5), axis=st.sampled_from([0, -1])
+)
 def test_normalize_values_and_gradient(xp, seed, n, d, axis):
     x = embeddings(np.random.default_rng(seed), n, d)
     y = normalize(param(xp, x), axis=axis)
-    expected = ref.normalize_loop(x if axis == -1 else x.T)
-    np.testing.assert_allclose(host(y), np.array(expected) if axis == -1 else np.array(expected).T, rtol=1e-12)
+    expected = np.array(ref.normalize_loop(x)) if axis == -1 else np.array(ref.normalize_loop(x.T)).T
+    np.testing.assert_allclose(host(y), expected, rtol=1e-12)
     w = const(xp, np.random.default_rng(seed + 1).standard_normal((n, d)))
     assert gradcheck(lambda t: normalize(t, axis=axis) * w, param(xp, x))
 
@@ -374,17 +383,18 @@ def _extreme_inputs(rng, n, d):
 def test_float32_at_temperature_0_01_with_any_norm_has_no_inf_or_nan(xp, seed, n, d):
     rng = np.random.default_rng(seed)
     a, b, c = (param(xp, _extreme_inputs(rng, n, d)) for _ in range(3))
+    logits = param(xp, rng.uniform(-1e4, 1e4, (n, d)), np.float32)  # exp(1e4) is inf in float32
     losses = [
         nt_xent(a, b, 0.01),
         info_nce(a, const(xp, host(b)), const(xp, _extreme_inputs(rng, 5, d)), 0.01),
         clip_loss(a, b, param(xp, np.float32(math.log(100)))),
         supcon(c, xp.asarray(rng.integers(0, 2, n)), 0.01),
-        cross_entropy(a * 1e-20 * 1e-10 + param(xp, rng.uniform(-1e4, 1e4, (n, d)), np.float32), xp.zeros(n, int)),
+        cross_entropy(logits, xp.zeros(n, int)),
     ]
     for loss in losses:
         assert loss.dtype == np.float32 and np.isfinite(loss.item())
         loss.backward()
-    for t in (a, b, c):
+    for t in (a, b, c, logits):
         assert t.grad.dtype == np.float32 and np.isfinite(host(t.grad)).all()
 
 
@@ -428,11 +438,11 @@ def test_too_few_pairs_is_a_value_error_naming_the_argument(xp):
 
 def test_mismatched_shapes_are_value_errors_naming_both(xp):
     a, b = const(xp, np.ones((4, 3))), const(xp, np.ones((4, 2)))
-    with pytest.raises(ValueError, match=r"nt_xent: z1 and z2 must have the same shape, got \(4, 3\) and \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"nt_xent: z1 and z2 must have the same shape, got \(4, 3\) and \(4, 2"):
         nt_xent(a, b)
     with pytest.raises(ValueError, match=r"info_nce: q and k must have the same shape"):
         info_nce(a, b, a)
-    with pytest.raises(ValueError, match=r"info_nce: queue must be \(K, D\) with q's D = 3, got queue \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"info_nce: queue must be \(K, D\) with q's D = 3, got queue \(4, 2"):
         info_nce(a, a, b)
     with pytest.raises(ValueError, match=r"clip_loss: image_emb and text_emb must have the same shape"):
         clip_loss(a, b, const(xp, 1.0))
@@ -450,7 +460,7 @@ def test_bad_targets_and_eps_are_value_errors(xp):
     logits = const(xp, np.zeros((3, 4)))
     with pytest.raises(ValueError, match=r"cross_entropy: targets must lie in \[0, 4\)"):
         cross_entropy(logits, xp.asarray([0, 4, 1]))
-    with pytest.raises(ValueError, match=r"cross_entropy: targets must be integer class indices of shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"cross_entropy: targets must be integer class indices of shape \(3"):
         cross_entropy(logits, xp.asarray([0.0, 1.0, 2.0]))
     with pytest.raises(ValueError, match=r"cross_entropy: targets must be integer .* shape \(2,\)"):
         cross_entropy(logits, xp.asarray([0, 1]))

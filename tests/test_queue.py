@@ -110,7 +110,8 @@ def test_keys_is_the_live_buffer(xp):
 
 
 def test_bad_arguments_are_value_errors_naming_them(xp):
-    for kwargs, name in (({"dim": 0, "size": 4}, "dim"), ({"dim": 4, "size": -1}, "size"), ({"dim": 2.5, "size": 4}, "dim")):
+    bad = (({"dim": 0, "size": 4}, "dim"), ({"dim": 4, "size": -1}, "size"), ({"dim": 2.5, "size": 4}, "dim"))
+    for kwargs, name in bad:
         with pytest.raises(ValueError, match=f"MemoryQueue: {name} must be a positive integer"):
             MemoryQueue(**kwargs)
     queue = MemoryQueue(dim=3, size=4)
