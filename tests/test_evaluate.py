@@ -29,7 +29,8 @@ def knn_reference(train, train_y, test, test_y, k, temperature):
         nearest = sorted(range(len(train)), key=lambda i: -sims[i])[:k]
         scores = {}
         for i in nearest:
-            scores[int(train_y[i])] = scores.get(int(train_y[i]), 0.0) + math.exp(sims[i] / temperature)
+            label = int(train_y[i])
+            scores[label] = scores.get(label, 0.0) + math.exp(sims[i] / temperature)
         ranking = sorted(scores, key=lambda c: (-scores[c], c))
         hits1 += ranking[0] == y
         hits5 += y in ranking[:5]
@@ -83,7 +84,8 @@ def test_classes_without_votes_never_count_toward_top5(xp):
     train = xp.asarray([[1.0, 0.0], [0.0, 1.0]])
     train_y = xp.asarray([9, 3])
     test, test_y = xp.asarray([[1.0, 0.1]]), xp.asarray([0])
-    assert knn_accuracy(train, train_y, test, test_y, k=1, num_classes=10) == {"top1": 0.0, "top5": 0.0}
+    got = knn_accuracy(train, train_y, test, test_y, k=1, num_classes=10)
+    assert got == {"top1": 0.0, "top5": 0.0}
     # the same holds with k >= 5 when the neighbours come from fewer than 5 classes
     train = xp.asarray([[1.0, 0.0]] * 6)
     train_y = xp.asarray([9] * 6)
@@ -160,8 +162,10 @@ def test_alignment_closed_forms(xp):
 def test_uniformity_matches_pairwise_loop(xp, n, d, t, seed):
     z = np.random.default_rng(seed).normal(size=(n, d))
     u = z / np.linalg.norm(z, axis=1, keepdims=True)
-    pairs = [math.exp(-t * float(np.sum((u[i] - u[j]) ** 2))) for i in range(n) for j in range(i + 1, n)]
-    assert uniformity(xp.asarray(z), t=t) == pytest.approx(math.log(sum(pairs) / len(pairs)), abs=1e-10)
+    pairs = [math.exp(-t * float(np.sum((u[i] - u[j]) ** 2)))
+             for i in range(n) for j in range(i + 1, n)]
+    want = math.log(sum(pairs) / len(pairs))
+    assert uniformity(xp.asarray(z), t=t) == pytest.approx(want, abs=1e-10)
 
 
 def test_uniformity_closed_forms(xp):

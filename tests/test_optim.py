@@ -74,7 +74,8 @@ def test_plain_sgd_is_w_minus_lr_g(xp):
 
 
 def test_adam_first_steps_move_by_lr_times_sign(xp):
-    # constant g: bias-corrected m = g and v = g^2 at every step, so each step is lr * g / (|g| + eps)
+    # constant g: bias-corrected m = g and v = g^2 at every step,
+    # so each step is lr * g / (|g| + eps)
     w = value(xp, [[1.0, -1.0]])
     opt = Adam([w], lr=0.01)
     w.grad = xp.asarray([[0.3, -5.0]])
@@ -219,7 +220,8 @@ def test_matches_torch_step_for_step(xp, name, kwargs):
 def test_default_exclusion_equals_torch_with_a_no_decay_group(xp, name):
     params = make_params(xp)
     groups = [{"params": [0, 2], "weight_decay": 0.1}, {"params": [1, 3], "weight_decay": 0.0}]
-    kwargs = {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 0.05}  # minicon's SGD default
+    # torch's SGD defaults to momentum 0, minicon's to 0.9
+    kwargs = {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 0.05}
     expected = torch_run(name, kwargs, params, steps=5, groups=groups)
     opt = {"SGD": SGD, "AdamW": AdamW}[name](params, weight_decay=0.1, **kwargs)
     for got, want in zip(run(xp, opt, params, 5), expected):

@@ -26,9 +26,12 @@ def _rows(z, minimum: int, name: str, op: str) -> None:
 
 
 def alignment(z1, z2, alpha: float = 2.0) -> float:
-    r"""How close positive pairs are: :math:`\mathbb{E}\,\lVert \hat z_1 - \hat z_2 \rVert_2^\alpha`.
+    r"""How close positive pairs are: the mean distance between their normalized embeddings.
 
-    .. math:: \mathcal{L}_{align} = \frac1N \sum_i \lVert \hat z_{1,i} - \hat z_{2,i} \rVert_2^\alpha
+    .. math::
+
+        \mathcal{L}_{align} = \frac1N \sum_i
+            \lVert \hat z_{1,i} - \hat z_{2,i} \rVert_2^\alpha
 
     on the L2-normalized rows :math:`\hat z` (Wang & Isola 2020, definition of
     :math:`\mathcal{L}_{align}`). 0 when both views embed identically; 4 at

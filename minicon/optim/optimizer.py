@@ -224,7 +224,9 @@ class Optimizer:
             xp = array_module(p.data)
             entry = {}
             for k, v in saved.items():
-                if hasattr(v, "shape"):
+                if k == "step":
+                    v = int(v)  # also when a checkpoint stored it as a 0-d array
+                elif hasattr(v, "shape"):
                     if tuple(v.shape) != p.shape:
                         raise ValueError(
                             f"{name}.load_state_dict: {k!r} of parameter {key} has shape "
