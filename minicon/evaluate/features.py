@@ -1,0 +1,34 @@
+"""Turning embeddings (Tensors or arrays) into checked, L2-normalized ``xp`` arrays."""
+
+from __future__ import annotations
+
+from ..autograd import Tensor
+from ..backend import array_module
+
+
+def as_embeddings(z, name: str, op: str):
+    """The array of ``z`` (a Tensor's data, detached), checked to be 2-D ``(N, D)``.
+
+    Raises
+    ------
+    ValueError
+        If ``z`` is not 2-D; the message names ``op`` and ``name``.
+    """
+    z = z.data if isinstance(z, Tensor) else z
+    if getattr(z, "ndim", None) != 2:
+        raise ValueError(
+            f"{op}: {name} must be a 2-D (N, D) array, got shape {getattr(z, 'shape', None)}"
+        )
+    return z
+
+
+def l2_normalize(z, eps: float = 1e-12):
+    """Rows of ``z`` (N, D) divided by their L2 norm (at least ``eps``, as F.normalize).
+
+    Integer input becomes float64 (float32 and float64 keep their dtype).
+    """
+    xp = array_module(z)
+    if z.dtype.kind != "f":
+        z = z.astype(xp.float64)
+    norm = xp.linalg.norm(z, axis=1, keepdims=True)
+    return z / xp.maximum(norm, eps)
