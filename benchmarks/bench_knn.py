@@ -6,7 +6,7 @@ clustered synthetic features (10 classes; 50,000 train and 10,000 test rows
 by default), with k = 200 and τ = 0.1, on 2 threads; the table reports wall
 seconds, test images per second and the accuracies (which should agree).
 
-    python benchmarks/knn_monitor.py [--train 50000 --test 10000 --dim 256]
+    python benchmarks/bench_knn.py [--train 50000 --test 10000 --dim 256]
 """
 
 import argparse
