@@ -9,11 +9,15 @@ processes the whole batch with array operations, never a loop over images.
 The definitions follow torchvision's ``transforms.v2.functional`` on float
 tensors (itself modelled on PIL's ``ImageEnhance``): brightness multiplies,
 contrast blends with the mean grey level, saturation blends with the
-greyscale image, hue rotates the H channel of HSV; each result is clipped to
-[0, 1]. Where minicon differs it says so: greyscale uses the exact ITU-R 601
-weights 0.299/0.587/0.114 (PIL's ``convert("L")``; torchvision uses 0.2989),
-``adjust_hue`` accepts any shift (it wraps modulo 1), and ``resized_crop``
-resamples bilinearly without antialiasing.
+greyscale image, hue rotates the H channel of HSV; each result is clipped
+to [0, 1]. Cropping, greyscale and blurring form convex combinations of
+pixels and are not clipped (they stay linear): their outputs stay in the
+input's range up to float32 rounding (about 1e-7).
+
+Where minicon differs it says so: greyscale uses the exact ITU-R 601
+weights 0.299/0.587/0.114 (PIL's ``convert("L")``; torchvision uses
+0.2989), ``adjust_hue`` accepts any shift (it wraps modulo 1), and
+``resized_crop`` resamples bilinearly without antialiasing.
 
 References
 ----------

@@ -202,9 +202,10 @@ class ColorJitter(Transform):
     or a ``(lo, hi)`` range. A strength of 0 skips that adjustment, so
     ``ColorJitter()`` is the identity. Every image gets its own factors and
     its own order of the four adjustments, as torchvision does per image
-    (the order matters: each step clips to [0, 1]); the batch is processed
+    (the order matters: each step clips to [0, 1]). The batch is processed
     as 4 steps × 4 adjustments, each on the images whose order puts that
-    adjustment at that step, so the work equals 4 full-batch adjustments.
+    adjustment at that step, so the work equals 4 full-batch adjustments
+    (plus gathering and scattering those images) and no image is looped over.
 
     Raises
     ------
@@ -238,10 +239,10 @@ class ColorJitter(Transform):
                                         (F.adjust_contrast, self.contrast),
                                         (F.adjust_saturation, self.saturation),
                                         (F.adjust_hue, self.hue)) if r is not None]
-        factors = [rng.uniform(lo, hi, size=n) for _, (lo, hi) in adjust]
-        order = rng.random((n, len(adjust))).argsort(axis=1)  # a random permutation per image
         if not adjust:
             return x
+        factors = [rng.uniform(lo, hi, size=n) for _, (lo, hi) in adjust]
+        order = rng.random((n, len(adjust))).argsort(axis=1)  # a random permutation per image
         xp = array_module(x)
         out = x.copy()
         for step in range(len(adjust)):
