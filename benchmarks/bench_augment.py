@@ -44,7 +44,8 @@ N = 512
 
 def cifar_batch():
     """512 real CIFAR-10 test images if the data is here, else random ones; and a label."""
-    roots = [os.environ.get("MINICON_DATA_DIR")] + [str(p / "shared" / "data") for p in Path(__file__).resolve().parents]
+    here = Path(__file__).resolve()
+    roots = [os.environ.get("MINICON_DATA_DIR")] + [str(p / "shared" / "data") for p in here.parents]
     for root in filter(None, roots):
         try:
             images, _, _ = load_cifar10(root, "test", download=False)
@@ -59,14 +60,16 @@ def augmentation_rows(images, sync=lambda: None) -> list:
     rng = np.random.default_rng(0)
     as_float = ToFloat()(images)
     rows = []
-    for name, preset in (("simclr_cifar, two views", simclr_cifar()), ("moco_v2_cifar, two views", moco_v2_cifar())):
+    presets = (("simclr_cifar, two views", simclr_cifar()), ("moco_v2_cifar, two views", moco_v2_cifar()))
+    for name, preset in presets:
         views = TwoViews(preset)
         rows.append((name, time_call(lambda: (views(images, generator=rng), sync()), repeat=5) * 1e3))
     steps = [
         ("  ToFloat (uint8 → float32)", ToFloat(), images),
         ("  RandomResizedCrop(32)", RandomResizedCrop(32), as_float),
         ("  RandomHorizontalFlip", RandomHorizontalFlip(), as_float),
-        ("  RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), 0.8)", RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), 0.8), as_float),
+        ("  RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), 0.8)",
+         RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), 0.8), as_float),
         ("  RandomGrayscale(0.2)", RandomGrayscale(0.2), as_float),
     ]
     for name, t, x in steps:
@@ -131,8 +134,10 @@ def main() -> None:
         step_ms = time_call(step, repeat=3, warmup=1) * 1e3 if step else float("nan")
         rows.append(("reference: PyTorch CPU ConvNet step, 2 × 512 images", step_ms))
         ours = minicon_convnet_step()
-        rows.append(("reference: minicon ConvNet step (pending: minicon.nn)" if ours is None
-                     else "reference: minicon ConvNet step", time_call(ours, repeat=3) * 1e3 if ours else float("nan")))
+        if ours is None:
+            rows.append(("reference: minicon ConvNet step (pending: minicon.nn)", float("nan")))
+        else:
+            rows.append(("reference: minicon ConvNet step", time_call(ours, repeat=3) * 1e3))
         print_table(["what", "ms per batch", "vs PyTorch step"],
                     [(name, f"{ms:.1f}", f"{ms / step_ms:.3f}×") for name, ms in rows])
 

@@ -104,9 +104,13 @@ def _emit(obj) -> bytes:
     if isinstance(obj, dict):
         return b"}(" + b"".join(_emit(k) + _emit(v) for k, v in obj.items()) + b"u"
     if isinstance(obj, np.ndarray) and obj.dtype == np.uint8 and obj.ndim == 2:
-        dtype = b"cnumpy\ndtype\n" + _emit(b"u1") + b"K\x00K\x01\x87R" + b"(K\x03" + _emit(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
-        state = b"(K\x01" + _emit(obj.shape[0]) + _emit(obj.shape[1]) + b"\x86" + dtype + b"\x89" + _emit(obj.tobytes()) + b"tb"
-        return b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _emit(0) + b"\x85" + _emit(b"b") + b"\x87R" + state
+        minus_one = b"J" + struct.pack("<i", -1)
+        dtype = (b"cnumpy\ndtype\n" + _emit(b"u1") + b"K\x00K\x01\x87R"  # dtype("u1", 0, 1)
+                 + b"(K\x03" + _emit(b"|") + b"NNN" + minus_one + minus_one + b"K\x00tb")  # __setstate__
+        state = (b"(K\x01" + _emit(obj.shape[0]) + _emit(obj.shape[1]) + b"\x86" + dtype + b"\x89"
+                 + _emit(obj.tobytes()) + b"tb")  # (version, shape, dtype, fortran=False, raw bytes)
+        return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _emit(0) + b"\x85"
+                + _emit(b"b") + b"\x87R" + state)
     raise TypeError(type(obj))
 
 

@@ -61,10 +61,11 @@ def resized_crop(x, top, left, height, width, size):
     as ``torch.nn.functional.interpolate(mode="bilinear",
     align_corners=False, antialias=False)``), clamped to the crop, and the
     value is interpolated linearly along H then along W. Both steps are
-    linear maps, so the batch is resampled as ``out[n] = Ry[n] @ x[n] @ Rx[n]ᵀ``
-    with per-image weight matrices Ry (H', H) and Rx (W', W), two nonzeros
-    per row: two batched matmuls for the whole batch. Shrinking a crop by more than 2× aliases; for CIFAR crops of a 32×32
-    image resized to 32×32 only enlarge.
+    linear maps, so the batch is resampled as
+    ``out[n] = Ry[n] @ x[n] @ Rx[n]ᵀ`` with per-image weight matrices
+    Ry (H', H) and Rx (W', W), two nonzeros per row: two batched matmuls for
+    the whole batch. Shrinking a crop by more than 2× aliases; CIFAR crops
+    of a 32×32 image resized to 32×32 only enlarge.
 
     Parameters
     ----------
