@@ -137,3 +137,23 @@ def test_bad_arguments():
         DataLoader(images, labels, 0)
     with pytest.raises(ValueError, match="no batch would be produced"):
         DataLoader(images, labels, 11, drop_last=True)
+
+
+def test_resuming_mid_epoch_gives_the_same_augmented_batches():
+    images, labels = dataset(64)
+
+    def noisy(x, generator):
+        return x + generator.standard_normal(x.shape)
+
+    whole = DataLoader(images, labels, 8, seed=5, transform=noisy)
+    whole.set_epoch(1)
+    full = [x for x, _ in whole]
+    resumed = DataLoader(images, labels, 8, seed=5, transform=noisy)
+    resumed.set_epoch(1, start_batch=5)
+    tail = [x for x, _ in resumed]
+    assert len(tail) == len(full) - 5
+    for a, b in zip(full[5:], tail):
+        np.testing.assert_array_equal(a, b)
+    assert [len(list(resumed))] == [8]  # the next epoch starts at batch 0 again
+    with pytest.raises(ValueError, match="start_batch must be in"):
+        resumed.set_epoch(0, start_batch=8)

@@ -23,7 +23,7 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def simclr_cifar(size: int = 32, normalize: bool = False) -> Compose:
+def simclr_cifar(size: int = 32, normalize: bool = False, crop_scale: float = 0.08) -> Compose:
     """SimCLR's augmentation for CIFAR-10.
 
     Random resized crop (area 8-100 %, ratio 3/4-4/3) to ``size``, horizontal
@@ -38,6 +38,9 @@ def simclr_cifar(size: int = 32, normalize: bool = False) -> Compose:
     normalize : bool
         Append ``Normalize(CIFAR10_MEAN, CIFAR10_STD)`` (SimCLR itself feeds
         [0, 1] images; normalized inputs suit a network without a first BN).
+    crop_scale : float
+        Smallest crop area as a fraction of the image (SimCLR: 0.08; MoCo's
+        CIFAR demo uses 0.2, gentler for short runs of small encoders).
 
     Returns
     -------
@@ -54,7 +57,7 @@ def simclr_cifar(size: int = 32, normalize: bool = False) -> Compose:
     """
     steps = [
         ToFloat(),
-        RandomResizedCrop(size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)),
+        RandomResizedCrop(size, scale=(crop_scale, 1.0), ratio=(3 / 4, 4 / 3)),
         RandomHorizontalFlip(p=0.5),
         RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p=0.8),
         RandomGrayscale(p=0.2),

@@ -83,31 +83,40 @@ class DataLoader:
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
         self.transform, self.prefetch = transform, prefetch
         self.seed = int(host_rng().integers(2**63)) if seed is None else int(seed)
-        self.epoch = 0
+        self.epoch, self.start_batch = 0, 0
 
     def __len__(self) -> int:
         """Batches per epoch."""
         n, b = len(self.images), self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next iteration epoch ``epoch`` (to resume a run exactly)."""
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Make the next iteration epoch ``epoch`` from batch ``start_batch`` on.
+
+        Batch b of epoch e is the same whether the epoch runs whole or starts
+        at b, so a run resumed mid-epoch sees exactly the batches it would have.
+        """
+        if not 0 <= int(start_batch) < len(self):
+            raise ValueError(f"start_batch must be in [0, {len(self)}), got {start_batch}")
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
 
     def __iter__(self):
-        epoch, self.epoch = self.epoch, self.epoch + 1
-        batches = self._batches(epoch)
+        epoch, start = self.epoch, self.start_batch
+        self.epoch, self.start_batch = epoch + 1, 0
+        batches = self._batches(epoch, start)
         return _prefetched(batches) if self.prefetch else batches
 
-    def _batches(self, epoch: int):
-        order_seed, augment_seed = numpy.random.SeedSequence([self.seed, epoch]).spawn(2)
+    def _batches(self, epoch: int, start: int = 0):
+        # the order depends on (seed, epoch); each batch's augmentations on
+        # (seed, epoch, batch), so any batch can be made without the ones before it
         n = len(self.images)
-        order = numpy.random.default_rng(order_seed).permutation(n) if self.shuffle else numpy.arange(n)
-        augment_rng = numpy.random.default_rng(augment_seed)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        order_rng = numpy.random.default_rng(numpy.random.SeedSequence([self.seed, epoch]))
+        order = order_rng.permutation(n) if self.shuffle else numpy.arange(n)
+        for b in range(start, len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             x = self.images[idx]
             if self.transform is not None:
+                augment_rng = numpy.random.default_rng(numpy.random.SeedSequence([self.seed, epoch, b]))
                 x = self.transform(x, generator=augment_rng)
             yield x, self.labels[idx]
 
