@@ -1,0 +1,110 @@
+"""linear, relu, flatten, dropout of minicon.functional."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minicon
+import minicon.functional as F
+from minicon import Tensor, gradcheck, to_host
+
+
+def _leaf(xp, a):
+    return Tensor(xp.asarray(a), requires_grad=True)
+
+
+@settings(max_examples=15)
+@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), n_in=st.integers(1, 4),
+       n_out=st.integers(1, 4), bias=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_linear_matches_loops_and_gradcheck(xp, lead, n_in, n_out, bias, seed):
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal((*lead, n_in)), rng.standard_normal((n_out, n_in)), rng.standard_normal(n_out)
+    inputs = [_leaf(xp, x), _leaf(xp, w)] + ([_leaf(xp, b)] if bias else [])
+    out = F.linear(*inputs)
+    rows = x.reshape(-1, n_in)
+    expected = np.array([[sum(r[i] * w[o, i] for i in range(n_in)) + (b[o] if bias else 0)
+                          for o in range(n_out)] for r in rows]).reshape(*lead, n_out)
+    np.testing.assert_allclose(to_host(out.data), expected, atol=1e-12)
+    gradcheck(F.linear, *inputs)
+
+
+def test_linear_golden(xp):
+    x, w, b = _leaf(xp, [[1.0, 2.0]]), _leaf(xp, [[1.0, 0.0], [3.0, -1.0], [0.5, 0.5]]), _leaf(xp, [0.0, 1.0, -1.0])
+    out = F.linear(x, w, b)
+    np.testing.assert_array_equal(to_host(out.data), [[1.0, 2.0, 0.5]])
+    out.backward(xp.asarray([[1.0, 1.0, 2.0]]))
+    np.testing.assert_array_equal(to_host(x.grad), [[5.0, 0.0]])
+    np.testing.assert_array_equal(to_host(w.grad), [[1, 2], [1, 2], [2, 4]])
+    np.testing.assert_array_equal(to_host(b.grad), [1, 1, 2])
+
+
+def test_linear_errors(xp):
+    with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3\) does not match weight of shape \(4, 2\)"):
+        F.linear(Tensor(xp.zeros((2, 3))), Tensor(xp.zeros((4, 2))))
+    with pytest.raises(ValueError, match=r"linear: bias must have shape \(4,\) .* got \(3,\)"):
+        F.linear(Tensor(xp.zeros((2, 2))), Tensor(xp.zeros((4, 2))), Tensor(xp.zeros(3)))
+
+
+def test_relu_is_the_primitive_op(xp):
+    assert F.relu is minicon.relu
+    out = F.relu(Tensor(xp.asarray([-1.0, 0.0, 2.0])))
+    assert to_host(out.data).tolist() == [0.0, 0.0, 2.0]
+
+
+def test_flatten(xp):
+    x = _leaf(xp, np.arange(24.0).reshape(2, 3, 2, 2))
+    assert F.flatten(x).shape == (2, 12)
+    assert F.flatten(x, 0).shape == (24,)
+    assert F.flatten(x, 1, 2).shape == (2, 6, 2)
+    out = F.flatten(x)
+    np.testing.assert_array_equal(to_host(out.data)[1], np.arange(12.0, 24.0))
+    out.backward(xp.asarray(np.arange(24.0).reshape(2, 12)))
+    np.testing.assert_array_equal(to_host(x.grad), np.arange(24.0).reshape(2, 3, 2, 2))
+    with pytest.raises(ValueError, match=r"flatten: start_dim 3 comes after end_dim 1"):
+        F.flatten(x, 3, 1)
+    with pytest.raises(ValueError, match=r"flatten: start_dim 4 / end_dim -1 out of range"):
+        F.flatten(x, 4)
+
+
+def test_flatten_of_channels_last_conv_output_is_in_nchw_order(xp):
+    # conv2d returns channels-last memory; flatten must still order values C, H, W as NCHW does.
+    x = Tensor(xp.asarray(np.random.default_rng(0).standard_normal((2, 3, 4, 4))))
+    out = F.conv2d(x, Tensor(xp.ones((5, 3, 1, 1))))
+    np.testing.assert_array_equal(to_host(F.flatten(out).data), to_host(out.data).reshape(2, -1))
+
+
+def test_dropout_train_scales_survivors_and_masks_the_gradient(xp):
+    x = _leaf(xp, np.ones((200, 50)))
+    out = F.dropout(x, p=0.25, training=True)
+    y = to_host(out.data)
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], 1 / 0.75)
+    assert abs(kept.mean() - 0.75) < 0.02  # 10,000 Bernoulli(0.75) draws: std 0.004
+    out.backward(xp.ones(out.shape))
+    np.testing.assert_array_equal(to_host(x.grad), y)
+
+
+def test_dropout_eval_and_p_zero_are_identity_p_one_zeroes(xp):
+    x = _leaf(xp, np.arange(6.0))
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0, training=True) is x
+    out = F.dropout(x, 1.0, training=True)
+    assert np.all(to_host(out.data) == 0)
+    out.sum().backward()
+    assert np.all(to_host(x.grad) == 0)
+
+
+def test_dropout_is_reproducible_with_manual_seed_and_keeps_dtype(xp):
+    x = Tensor(xp.ones((4, 8), dtype=xp.float32))
+    minicon.manual_seed(7)
+    a = to_host(F.dropout(x, 0.5).data)
+    minicon.manual_seed(7)
+    b = to_host(F.dropout(x, 0.5).data)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32
+
+
+def test_dropout_rejects_bad_p(xp):
+    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\], got 1.5"):
+        F.dropout(Tensor(xp.ones(3)), 1.5)
