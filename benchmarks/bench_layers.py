@@ -15,7 +15,7 @@ Inputs are given in the memory layout they have inside the network:
 channels-last for minicon (what the previous op returns), contiguous NCHW
 for torch. The first conv's input needs no gradient, as in training.
 
-Run: ``python benchmarks/bench_layers.py [--batch 512] [--repeats 5] [--threads 2]``.
+Run: ``python benchmarks/bench_layers.py [--batch 512] [--repeats 5] [--threads 2] [--only conv]``.
 """
 
 from __future__ import annotations
@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default="", help="time only ops whose name contains this (e.g. conv)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if torch:
@@ -127,6 +128,8 @@ def main(argv=None) -> int:
     rows = []
     with threadpool_limits(args.threads):
         for name, fn, tfn, arrays, needs, gemms in cases(args.batch, rng):
+            if args.only not in name:
+                continue
             spatial = [a.ndim == 4 for a in arrays]
             inputs = [Tensor(channels_last(a) if s else a, requires_grad=r)
                       for a, s, r in zip(arrays, spatial, needs)]
