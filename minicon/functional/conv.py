@@ -19,7 +19,7 @@ class Conv2d(Function):
     channels-last and is returned as its NCHW view. On NumPy the batch is cut
     into chunks of about 2 MB of ``cols`` (one im2col + one GEMM each) so that
     ``cols`` is still in cache when the GEMM and, in backward, col2im read it:
-    measured 1.4–1.7× faster than one batch-wide im2col, and ``cols`` is never
+    measured about 1.6× faster than one batch-wide im2col, and ``cols`` is never
     stored whole. On CuPy the whole batch is one chunk.
 
     Gradients, with ``G`` the upstream gradient as an (N·H'·W')×F matrix
@@ -122,7 +122,7 @@ def _chunks(x, out_hw: tuple, k: int):
     return [slice(s, s + step) for s in range(0, n, step)]
 
 
-_CHUNK_BYTES = 2 << 20  # measured best of 1, 2, 4, 8, 32 MB and the whole batch (bench_layers)
+_CHUNK_BYTES = 2 << 20  # best of 1, 2, 4, 8, 32 MB and the whole batch on the ConvNet convs
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
