@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from ..autograd import Tensor
 from ..backend import array_module, default_dtype, get_xp, host_rng
+from ..nn import Module
 from .normalize import l2_normalize
 
 
-class MemoryQueue:
+class MemoryQueue(Module):
     """A fixed-size FIFO dictionary of keys with a write pointer (MoCo).
 
     It STARTS FULL of random unit vectors, as MoCo's reference code does
@@ -16,6 +17,11 @@ class MemoryQueue:
     have been enqueued. They are drawn on the host from
     :func:`minicon.backend.host_rng`, so :func:`minicon.manual_seed` makes them
     reproducible, and live on the backend current at construction.
+
+    It is a :class:`~minicon.nn.Module` with two buffers and no parameters,
+    ``buffer`` (the K×D keys) and ``pointer`` (the write position, int64), so
+    a model that holds it as a sub-module saves, loads and moves it with the
+    rest of its state (MoCo's ``queue`` and ``queue_ptr`` buffers).
 
     Parameters
     ----------
@@ -31,7 +37,7 @@ class MemoryQueue:
     ----------
     dim, size : int
     ptr : int
-        Index of the slot the next key goes to, in [0, size).
+        Index of the slot the next key goes to, in [0, size) (the ``pointer`` buffer).
 
     Raises
     ------
@@ -49,9 +55,23 @@ class MemoryQueue:
         for name, value in (("dim", dim), ("size", size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"MemoryQueue: {name} must be a positive integer, got {value!r}")
-        self.dim, self.size, self.ptr = dim, size, 0
-        draws = get_xp().asarray(host_rng().standard_normal((size, dim)), dtype=dtype or default_dtype())
-        self._buffer, _ = l2_normalize(draws)
+        super().__init__()
+        self.dim, self.size = dim, size
+        xp = get_xp()
+        draws = xp.asarray(host_rng().standard_normal((size, dim)), dtype=dtype or default_dtype())
+        self.register_buffer("buffer", Tensor._wrap(l2_normalize(draws)[0]))
+        self.register_buffer("pointer", Tensor._wrap(xp.zeros((), dtype=xp.int64)))
+
+    @property
+    def ptr(self) -> int:
+        return int(self.pointer.data)
+
+    @ptr.setter
+    def ptr(self, value: int) -> None:
+        self.pointer.data[...] = value
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, size={self.size}"
 
     def keys(self) -> Tensor:
         """The K×D keys (the negatives of the next step), as a tensor without gradient.
@@ -61,7 +81,7 @@ class MemoryQueue:
         saves its own normalized keys), so enqueueing between a loss's forward
         and its ``backward`` is safe; copy it yourself to keep a snapshot.
         """
-        return Tensor._wrap(self._buffer)
+        return Tensor._wrap(self.buffer.data)
 
     def enqueue(self, keys) -> None:
         """Write a batch of keys (normalized, without gradient) at the pointer, oldest out.
@@ -88,11 +108,11 @@ class MemoryQueue:
                 f"MemoryQueue.enqueue: keys must be (B, {self.dim}) for a queue of dim "
                 f"{self.dim}, got shape {tuple(data.shape)}"
             )
-        xp = array_module(self._buffer, data, op="MemoryQueue.enqueue")
+        xp = array_module(self.buffer.data, data, op="MemoryQueue.enqueue")
         count = data.shape[0]
         if count > self.size:  # the first count - size keys would be overwritten in this call
             self.ptr = (self.ptr + count - self.size) % self.size
             data, count = data[count - self.size :], self.size
         slots = (self.ptr + xp.arange(count)) % self.size
-        self._buffer[slots] = l2_normalize(data)[0]
+        self.buffer.data[slots] = l2_normalize(data)[0]
         self.ptr = (self.ptr + count) % self.size

@@ -20,12 +20,16 @@ from .layers import (
     Sequential,
     kaiming_uniform_bound,
 )
+from .embedding import Embedding
 from .encoders import BasicBlock, ConvNet, ResNet, resnet18
 from .heads import ProjectionHead
+from .modes import eval_mode
+from .split_batchnorm import SplitBatchNorm1d, SplitBatchNorm2d, convert_split_batchnorm
 
 __all__ = [
     "Module", "Parameter", "Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten", "Dropout", "Identity",
     "Sequential", "kaiming_uniform_bound", "ConvNet", "BasicBlock", "ResNet", "resnet18",
-    "ProjectionHead",
+    "ProjectionHead", "Embedding", "SplitBatchNorm1d", "SplitBatchNorm2d",
+    "convert_split_batchnorm", "eval_mode",
 ]
