@@ -90,3 +90,98 @@ def _as_unit_floats(batch, what: str):
         raise ValueError(f"augmentation_grid: {what} has values in [{low:.3g}, {high:.3g}], not "
                          "[0, 1]; pass the transform without Normalize")
     return numpy.clip(host, 0.0, 1.0)
+
+
+def _read_jsonl(path) -> list:
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def training_curves(run_dir) -> Figure:
+    """Loss, learning rate, kNN-monitor accuracy and collapse diagnostics of a run.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder written by :class:`minicon.train.Trainer` (reads
+        ``steps.jsonl`` and ``epochs.jsonl``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Six panels: loss per step (and per-epoch mean), lr per step, kNN
+        top-1/top-5 per epoch, embedding std against 1/√D (no collapse),
+        alignment and uniformity (Wang & Isola 2020), effective rank.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder has no ``steps.jsonl``.
+    """
+    from pathlib import Path
+
+    steps, epochs = _read_jsonl(Path(run_dir) / "steps.jsonl"), _read_jsonl(Path(run_dir) / "epochs.jsonl")
+    if not steps:
+        raise FileNotFoundError(f"{run_dir} has no steps.jsonl: not a training run, or no step finished yet")
+    fig = Figure(figsize=(13, 7), layout="constrained")
+    axes = fig.subplots(2, 3)
+    s = [r["step"] for r in steps]
+    axes[0, 0].plot(s, [r["loss"] for r in steps], lw=0.6, alpha=0.5, label="per step")
+    if epochs:
+        axes[0, 0].plot([r["step"] for r in epochs], [r["loss"] for r in epochs], "o-", label="epoch mean")
+    axes[0, 0].set(title="training loss", xlabel="step")
+    axes[0, 0].legend()
+    axes[0, 1].plot(s, [r["lr"] for r in steps])
+    axes[0, 1].set(title="learning rate", xlabel="step")
+    monitored = [r for r in epochs if "knn_top1" in r]
+    e = [r["epoch"] for r in monitored]
+    axes[0, 2].plot(e, [r["knn_top1"] for r in monitored], "o-", label="top-1")
+    axes[0, 2].plot(e, [r["knn_top5"] for r in monitored], "o-", label="top-5")
+    axes[0, 2].set(title="kNN monitor (test subset)", xlabel="epoch", ylim=(0, 1))
+    axes[0, 2].legend()
+    if monitored:
+        d = monitored[-1]["feature_dim"]
+        axes[1, 0].plot(e, [r["embedding_std"] for r in monitored], "o-", label="std of normalized features")
+        axes[1, 0].axhline(d ** -0.5, ls=":", c="k", label="1/√D: no collapse")
+        axes[1, 0].axhline(0, ls="--", c="r", lw=0.8, label="0: collapse")
+        axes[1, 1].plot(e, [r["alignment"] for r in monitored], "o-", label="alignment (lower: views agree)")
+        axes[1, 1].plot(e, [r["uniformity"] for r in monitored], "o-", label="uniformity (lower: spread out)")
+        axes[1, 2].plot(e, [r["effective_rank"] for r in monitored], "o-")
+        axes[1, 2].axhline(d, ls=":", c="k", label=f"D = {d}")
+        for ax in axes[1]:
+            ax.legend(fontsize=8)
+    axes[1, 0].set(title="embedding std", xlabel="epoch")
+    axes[1, 1].set(title="alignment and uniformity", xlabel="epoch")
+    axes[1, 2].set(title="effective rank", xlabel="epoch")
+    fig.suptitle(f"{run_dir}")
+    return fig
+
+
+def similarity_heatmap(z1, z2) -> Figure:
+    """Cosine similarities of a batch's 2N embeddings, stacked as [z1; z2].
+
+    Parameters
+    ----------
+    z1, z2 : array, shape (N, D)
+        Embeddings of two views (host or device). The positives sit on the
+        two off-diagonals at ±N; a working model makes them stand out.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    z = numpy.concatenate([to_host(z1), to_host(z2)]).astype(numpy.float64)
+    z /= numpy.maximum(numpy.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    fig = Figure(figsize=(5.5, 5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(z @ z.T, cmap="RdBu_r", vmin=-1, vmax=1)
+    n = len(z1)
+    ax.set(title=f"cosine similarity of {n} pairs of views\n(positives on the ±{n} diagonals)",
+           xlabel="view", ylabel="view")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return fig
