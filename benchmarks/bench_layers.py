@@ -15,7 +15,8 @@ Inputs are given in the memory layout they have inside the network:
 channels-last for minicon (what the previous op returns), contiguous NCHW
 for torch. The first conv's input needs no gradient, as in training.
 
-Run: ``python benchmarks/bench_layers.py [--batch 512] [--repeats 5] [--threads 2]``.
+Run: ``python benchmarks/bench_layers.py [--batch 512] [--repeats 5] [--threads 2] [--only conv]
+[--clock wall|cpu]``.
 """
 
 from __future__ import annotations
@@ -43,13 +44,16 @@ WIDTHS = (3, 32, 64, 128, 256)
 SIZES = (32, 16, 8, 4)
 
 
-def best_ms(fn, repeats: int) -> float:
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def best_ms(fn, repeats: int, clock=time.perf_counter) -> float:
     fn()  # warm-up: first-touch page faults, BLAS buffers
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return 1e3 * min(times)
 
 
@@ -108,10 +112,10 @@ def cases(n: int, rng):
     return out
 
 
-def gemm_floor_ms(gemms, repeats: int, rng) -> float:
+def gemm_floor_ms(gemms, repeats: int, rng, clock) -> float:
     mats = [(rng.standard_normal((a, b), dtype=np.float32), rng.standard_normal((b, c), dtype=np.float32))
             for a, b, c in gemms]
-    return best_ms(lambda: [p @ q for p, q in mats], repeats)
+    return best_ms(lambda: [p @ q for p, q in mats], repeats, clock)
 
 
 def main(argv=None) -> int:
@@ -119,29 +123,36 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default="", help="time only ops whose name contains this (e.g. conv)")
+    parser.add_argument("--clock", choices=sorted(CLOCK), default="wall",
+                        help="wall time, or CPU time of the process summed over its threads "
+                             "(steadier on a shared machine; with --threads 1 it is the work done)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     if torch:
         torch.set_num_threads(args.threads)
     minicon.set_backend("numpy")
+    clock = CLOCK[args.clock]
     rows = []
     with threadpool_limits(args.threads):
         for name, fn, tfn, arrays, needs, gemms in cases(args.batch, rng):
+            if args.only not in name:
+                continue
             spatial = [a.ndim == 4 for a in arrays]
             inputs = [Tensor(channels_last(a) if s else a, requires_grad=r)
                       for a, s, r in zip(arrays, spatial, needs)]
             grad = fn(*inputs).data
             grad = channels_last(rng.standard_normal(grad.shape, dtype=np.float32))
-            ours = best_ms(minicon_step(fn, inputs, grad), args.repeats)
+            ours = best_ms(minicon_step(fn, inputs, grad), args.repeats, clock)
             ref = None
             if tfn is not None:
                 tin = [torch.from_numpy(a.copy()).requires_grad_(r) for a, r in zip(arrays, needs)]
-                ref = best_ms(torch_step(tfn, tin, torch.from_numpy(np.ascontiguousarray(grad))), args.repeats)
-            floor = gemm_floor_ms(gemms, args.repeats, rng) if gemms else None
+                ref = best_ms(torch_step(tfn, tin, torch.from_numpy(np.ascontiguousarray(grad))), args.repeats, clock)
+            floor = gemm_floor_ms(gemms, args.repeats, rng, clock) if gemms else None
             rows.append((name, ours, ref, floor))
 
     print(f"\nforward+backward, N={args.batch}, float32, {args.threads} threads, best of "
-          f"{args.repeats} (ms)")
+          f"{args.repeats}, {args.clock} time (ms)")
     print(f"{'op':<24}{'minicon':>9}{'torch':>9}{'ratio':>7}{'gemm':>9}{'/gemm':>7}")
     fmt = lambda v, w, p=1: f"{v:>{w}.{p}f}" if v is not None else f"{'-':>{w}}"  # noqa: E731
     for name, ours, ref, floor in rows:

@@ -184,16 +184,6 @@ def set_default_dtype(dtype) -> None:
     _state["default_dtype"] = dtype.type
 
 
-def result_dtype(*operands):
-    """NumPy's promotion of array dtypes and Python scalars (NEP 50).
-
-    Python scalars are "weak": ``float32 array + 2.0`` stays float32. Computed
-    on the host with NumPy's rules so both backends agree.
-    """
-    args = [numpy.dtype(o.dtype) if hasattr(o, "dtype") else o for o in operands]
-    return numpy.result_type(*args)
-
-
 def broadcast_shapes(op: str, *shapes) -> tuple:
     """The broadcast shape of ``shapes``, NumPy's rules.
 

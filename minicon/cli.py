@@ -90,22 +90,150 @@ def _cmd_selftest(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_download(args) -> int:
+    from .data import download_cifar
+
+    folder = download_cifar(args.dataset, root=args.root, layout=args.layout)
+    print(f"{args.dataset} is in {folder}")
+    return 0
+
+
+def _cmd_augment_grid(args) -> int:
+    from .augment import moco_v2_cifar, simclr_cifar
+    from .data import load_cifar10
+    from .plots import augmentation_grid
+
+    images, labels, names = load_cifar10(args.data_dir, "test", download=False)
+    preset = {"simclr": simclr_cifar, "moco_v2": moco_v2_cifar}[args.preset]
+    fig = augmentation_grid(images, preset(), args.n_views, args.n_images, labels=labels,
+                            class_names=names, seed=args.seed)
+    fig.savefig(args.out, dpi=150)
+    print(f"saved {args.out}")
+    return 0
+
+
+def _train_config(args):
+    from .train.config import TrainConfig, load_toml
+
+    values = load_toml(args.config) if args.config else {}
+    flags = {
+        "method": args.method, "encoder": args.encoder, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "temperature": args.temperature,
+        "optimizer": args.optimizer, "train_subset": args.train_subset, "seed": args.seed,
+        "data_dir": args.data_dir, "backend": args.backend, "knn_every": args.knn_every,
+    }
+    values.update({k: v for k, v in flags.items() if v is not None})
+    values.setdefault("backend", backend.get_backend())
+    return TrainConfig.from_dict(values)
+
+
+def _cmd_train(args) -> int:
+    import time
+
+    from .train import Trainer
+
+    config = _train_config(args)
+    out = args.out or f"runs/{config.method}-{config.encoder}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trainer = Trainer(config, out, resume=args.resume)
+    print(f"training {config.method} with a {config.encoder} on {len(trainer.train_images)} CIFAR-10 "
+          f"images for {config.epochs} epochs ({trainer.steps_per_epoch} steps each) into {out}")
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at step {trainer.step}; checkpoint saved. Continue with: "
+              f"minicon train --out {out} --resume", file=sys.stderr)
+        return 130
+    minutes = result["train_s"] / 60
+    print(f"done in {minutes:.1f} min: kNN top-1 {result['knn_top1']:.3f} (monitor: "
+          f"{config.knn_test} test images). Run `minicon eval {out}` for the full kNN and linear probe.")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .train.evaluation import evaluate_run, format_report
+
+    report = evaluate_run(args.run, probe=args.probe, baselines=args.baselines,
+                          data_dir=args.data_dir, checkpoint=args.checkpoint, subset=args.subset)
+    print(format_report(report))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from .train.evaluation import plot_run
+
+    for path in plot_run(Path(args.run), data_dir=args.data_dir):
+        print(f"saved {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minicon",
         description="Contrastive learning from scratch in NumPy (and CuPy).",
     )
     parser.add_argument("--version", action="version", version=f"minicon {__version__}")
-    parser.add_argument(
-        "--backend", choices=backend.BACKENDS, default=None,
-        help="array backend (default: MINICON_BACKEND or numpy)",
-    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("info", help="show versions and which backends work here")
+    add_parser = sub.add_parser
+
+    def with_backend(*a, **k):
+        p = add_parser(*a, **k)
+        p.add_argument("--backend", choices=backend.BACKENDS, default=None,
+                       help="array backend (default: MINICON_BACKEND or numpy)")
+        return p
+
+    p = with_backend("info", help="show versions and which backends work here")
     p.set_defaults(func=_cmd_info)
-    p = sub.add_parser("selftest", help="gradient-check every op against finite differences")
+    p = with_backend("selftest", help="gradient-check every op against finite differences")
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
     p.set_defaults(func=_cmd_selftest)
+
+    p = with_backend("train", help="learn representations of CIFAR-10 without labels")
+    p.add_argument("--method", choices=("simclr", "moco", "clip"), help="default: simclr")
+    p.add_argument("--encoder", choices=("convnet", "resnet18"), help="default: convnet")
+    p.add_argument("--epochs", type=int, help="passes over the training set")
+    p.add_argument("--batch-size", type=int, help="images per step")
+    p.add_argument("--lr", type=float, help="peak learning rate (after warmup)")
+    p.add_argument("--temperature", type=float, help="τ of the loss (default: the method's)")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "lars"))
+    p.add_argument("--train-subset", type=int, help="train on this many images (a quick run)")
+    p.add_argument("--knn-every", type=int, help="epochs between kNN-monitor evaluations")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data-dir", help="CIFAR folder (default: MINICON_DATA_DIR or the cache)")
+    p.add_argument("--out", help="run folder (default: runs/METHOD-ENCODER-TIME)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--config", help="TOML file of settings; flags override it")
+    p.set_defaults(func=_cmd_train)
+
+    p = with_backend("eval", help="kNN and linear-probe accuracy of a trained run")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--probe", choices=("linear", "knn", "all"), default="all")
+    p.add_argument("--baselines", action="store_true", help="also raw pixels and a random encoder")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="last")
+    p.add_argument("--subset", type=int, help="evaluate on this many train and test images (quick look)")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=_cmd_eval)
+
+    p = with_backend("plot", help="training curves, a similarity heatmap and an augmentation grid as PNG")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("download", help="download and verify a CIFAR dataset")
+    p.add_argument("dataset", choices=("cifar10", "cifar100"))
+    p.add_argument("--root", help="target folder (default: MINICON_DATA_DIR or the cache)")
+    p.add_argument("--layout", choices=("binary", "python"), default="binary")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("augment-grid", help="save originals beside augmented views as PNG")
+    p.add_argument("--out", default="augmentations.png")
+    p.add_argument("--preset", choices=("simclr", "moco_v2"), default="simclr")
+    p.add_argument("--n-images", type=int, default=8)
+    p.add_argument("--n-views", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir")
+    p.set_defaults(func=_cmd_augment_grid)
     return parser
 
 
@@ -116,10 +244,10 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
-        if args.backend:
+        if getattr(args, "backend", None):
             backend.set_backend(args.backend)
         return args.func(args)
-    except (UserError, RuntimeError, ValueError, FileNotFoundError) as exc:
+    except (UserError, RuntimeError, ValueError, OSError) as exc:  # OSError: files, network
         print(f"minicon: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -159,3 +159,17 @@ def test_batch_norm_errors(xp, shape, c, training, buffers, message):
     stats = (xp.zeros(3), xp.ones(3)) if buffers else (None, None)
     with pytest.raises(ValueError, match=message):
         F.batch_norm(Tensor(xp.zeros(shape)), *stats, Tensor(xp.ones(c)), None, training)
+
+
+def test_channels_last_input_gives_the_same_result(xp):
+    # conv2d hands batch_norm channels-last memory; the values must not depend on the layout.
+    rng = np.random.default_rng(5)
+    x, g = rng.standard_normal((3, 4, 5, 2)), xp.asarray(rng.standard_normal((3, 4, 5, 2)))
+    results = []
+    for data in (xp.asarray(x), xp.ascontiguousarray(xp.asarray(x).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+        tx, tw = Tensor(data, requires_grad=True), _leaf(xp, np.arange(1.0, 5.0))
+        out = F.batch_norm(tx, None, None, tw, None, True)
+        out.backward(g)
+        results.append([to_host(a) for a in (out.data, tx.grad, tw.grad)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, atol=1e-12)

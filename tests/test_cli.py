@@ -44,6 +44,6 @@ def test_unavailable_backend_is_one_line(capsys):
     ok, _ = minicon.backend.cupy_available()
     if ok:
         pytest.skip("CuPy works here; the error cannot be provoked")
-    assert main(["--backend", "cupy", "info"]) == 2
+    assert main(["info", "--backend", "cupy"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("minicon: error: backend 'cupy'") and err.count("\n") == 1

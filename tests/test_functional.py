@@ -108,3 +108,37 @@ def test_dropout_is_reproducible_with_manual_seed_and_keeps_dtype(xp):
 def test_dropout_rejects_bad_p(xp):
     with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\], got 1.5"):
         F.dropout(Tensor(xp.ones(3)), 1.5)
+
+
+def _chain(x, w1, g1, b1, w2, lin):
+    # The encoder's pattern: conv-BN-ReLU-maxpool, conv-BN-ReLU, global average pool, linear.
+    h = F.max_pool2d(F.relu(F.batch_norm(F.conv2d(x, w1, None, 1, 1), None, None, g1, b1, True)), 2)
+    h = F.relu(F.batch_norm(F.conv2d(h, w2, None, 2, 1), None, None, None, None, True))
+    return F.linear(F.flatten(F.adaptive_avg_pool2d(h, 1)), lin)
+
+
+def test_conv_bn_relu_pool_chain_gradcheck(xp):
+    # Channels-last arrays flow from op to op here; the gradients must not notice.
+    rng = np.random.default_rng(5)
+    shapes = [(3, 2, 6, 6), (4, 2, 3, 3), (4,), (4,), (3, 4, 3, 3), (2, 3)]
+    inputs = [_leaf(xp, rng.standard_normal(s)) for s in shapes]
+    gradcheck(_chain, *inputs, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: F.conv2d(x, Tensor(x.data[:2, :, :2, :2].copy()), None, 1, 1),
+    lambda x: F.max_pool2d(x, 2, 1),
+    lambda x: F.avg_pool2d(x, 3, 2, 1),
+    lambda x: F.adaptive_avg_pool2d(x, 2),
+    lambda x: F.batch_norm(x, None, None, None, None, True),
+])
+def test_backward_twice_adds_the_same_gradient(xp, op):
+    # Saved arrays must survive a backward untouched: a second backward adds an equal gradient.
+    rng = np.random.default_rng(6)
+    x = _leaf(xp, rng.standard_normal((2, 3, 5, 5)))
+    out = op(x)
+    g = xp.asarray(rng.standard_normal(out.shape))
+    out.backward(g)
+    once = to_host(x.grad).copy()
+    out.backward(g)
+    np.testing.assert_allclose(to_host(x.grad), 2 * once, atol=1e-12)

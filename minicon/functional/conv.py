@@ -2,33 +2,41 @@
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Function
-from .im2col import check_nchw, col2im, im2col, output_size, pad_nhwc, pair, to_nchw, to_nhwc
+from .im2col import (
+    channel_sum, check_nchw, col2im_add, im2col, output_size, pad_nhwc, pair, to_nchw, to_nhwc,
+)
 
 
 class Conv2d(Function):
     """``out[n, f, p, q] = b[f] + Σ_{c,i,j} w[f, c, i, j] · xpad[n, c, S·p + i, S·q + j]``.
 
     Forward: gather every K_h×K_w×C window of the zero-padded input into a
-    row of ``cols`` (im2col, one copy of a strided view), then ONE GEMM:
-    ``out = cols @ Wmatᵀ (+ b)`` with ``Wmat`` the weight as an F×(K_h·K_w·C)
-    matrix. The result, (N·H'·W')×F, is already channels-last, and is returned
-    as its NCHW view.
+    row of ``cols`` (im2col, one copy of a strided view, no loop over
+    pixels), then one GEMM: ``out = cols @ Wmatᵀ (+ b)`` with ``Wmat`` the
+    weight as an F×(K_h·K_w·C) matrix. The result, (N·H'·W')×F, is already
+    channels-last and is returned as its NCHW view. On NumPy the batch is cut
+    into chunks of about 2 MB of ``cols`` (one im2col + one GEMM each) so that
+    ``cols`` is still in cache when the GEMM and, in backward, col2im read it:
+    measured about 1.6× faster than one batch-wide im2col, and ``cols`` is never
+    stored whole. On CuPy the whole batch is one chunk.
 
     Gradients, with ``G`` the upstream gradient as an (N·H'·W')×F matrix
     (out is linear in each of cols, Wmat and b):
 
     * ``grad_b = Σ_rows G`` (b is added to every output pixel);
-    * ``grad_Wmat = Gᵀ @ cols`` (GEMM), reshaped back to F×C×K_h×K_w;
+    * ``grad_Wmat = Gᵀ @ cols`` (GEMM, summed over chunks), reshaped back to
+      F×C×K_h×K_w;
     * ``grad_cols = G @ Wmat`` (GEMM); each input pixel appears in every
       window that covers it, so ``grad_x`` is col2im of ``grad_cols``: the
-      rows are ADDED back into their (overlapping) windows, then the padding
-      is cropped.
+      rows are ADDED back into their (overlapping) windows, dropping the
+      entries that fall on the padding.
 
     Shapes: x (N, C, H, W); weight (F, C, K_h, K_w); bias (F,) or None;
     out (N, F, H', W') with H' = (H + 2P - K_h)//S + 1 (W' likewise).
-    Saves: ``cols`` (when the weight needs a gradient) and ``Wmat`` (when x
-    does), so backward does no second im2col.
+    Saves: x and ``Wmat``; backward rebuilds each chunk's ``cols`` (a copy,
+    cheap next to the GEMMs) instead of keeping K_h·K_w copies of the input.
 
     References
     ----------
@@ -60,41 +68,61 @@ class Conv2d(Function):
         padding = pair(padding, "padding", "conv2d", 0)
         kernel = weight.shape[2:]
         out_hw = output_size("conv2d", x.shape, kernel, stride, padding)
-        n = x.shape[0]
 
-        xpad = pad_nhwc(xp, to_nhwc(x), padding)
-        cols = im2col(xp, xpad, kernel, stride, out_hw)
+        xt = to_nhwc(x)
         wmat = weight.transpose(0, 2, 3, 1).reshape(f, -1)
-        out = cols @ wmat.T
-        if bias is not None:
-            out += bias
+        out = xp.empty((x.shape[0], *out_hw, f), dtype=xp.result_type(x, weight))
+        for chunk in _chunks(x, out_hw, wmat.shape[1]):
+            cols = im2col(xp, pad_nhwc(xp, xt[chunk], padding), kernel, stride, out_hw)
+            rows = out[chunk].reshape(-1, f)
+            xp.matmul(cols, wmat.T, out=rows)
+            if bias is not None:
+                rows += bias
 
-        ctx.save_for_backward(
-            cols if ctx.needs_input_grad[1] else None,
-            wmat if ctx.needs_input_grad[0] else None,
-        )
-        ctx.geometry = (xpad.shape, kernel, stride, padding, out_hw, x.shape[2:])
-        return to_nchw(out.reshape(n, *out_hw, f))
+        ctx.save_for_backward(x, wmat)
+        ctx.geometry = (kernel, stride, padding, out_hw)
+        return to_nchw(out)
 
     @staticmethod
     def backward(ctx, g):
         xp = ctx.xp
-        cols, wmat = ctx.saved
-        padded_shape, kernel, stride, padding, out_hw, (h, w) = ctx.geometry
+        x, wmat = ctx.saved
+        kernel, stride, padding, out_hw = ctx.geometry
         f = g.shape[1]
-        grad_out = to_nhwc(g).reshape(-1, f)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_pad = col2im(xp, grad_out @ wmat, padded_shape, kernel, stride, out_hw)
-            ph, pw = padding
-            grad_x = to_nchw(grad_pad[:, ph : ph + h, pw : pw + w, :])
-        if ctx.needs_input_grad[1]:
-            c = padded_shape[3]
-            grad_wmat = grad_out.T @ cols
+        xt, grad_out = to_nhwc(x), to_nhwc(g)
+        needs_x, needs_w, needs_b = ctx.needs_input_grad
+        grad_x = xp.zeros(xt.shape, dtype=g.dtype) if needs_x else None
+        grad_wmat = xp.zeros(wmat.shape, dtype=g.dtype) if needs_w else None
+        for chunk in _chunks(x, out_hw, wmat.shape[1]):
+            rows = grad_out[chunk].reshape(-1, f)
+            if needs_w:
+                # im2col again rather than keep cols: a chunk's cols are rebuilt in cache,
+                # and the whole batch's would take K_h·K_w times the input's memory.
+                cols = im2col(xp, pad_nhwc(xp, xt[chunk], padding), kernel, stride, out_hw)
+                grad_wmat += rows.T @ cols
+            if needs_x:
+                col2im_add(rows @ wmat, grad_x[chunk], kernel, stride, padding, out_hw)
+        grad_w = None
+        if needs_w:
+            c = x.shape[1]
             grad_w = grad_wmat.reshape(f, *kernel, c).transpose(0, 3, 1, 2).copy()
-        if ctx.needs_input_grad[2]:
-            grad_b = grad_out.sum(axis=0)
-        return grad_x, grad_w, grad_b
+        grad_b = channel_sum(xp, grad_out.reshape(-1, f)) if needs_b else None
+        return (to_nchw(grad_x) if needs_x else None), grad_w, grad_b
+
+
+def _chunks(x, out_hw: tuple, k: int):
+    """Slices of the batch processed together: on NumPy, about ``_CHUNK_BYTES`` of im2col
+    rows, so a chunk's cols stay in cache between im2col, GEMM and col2im; on CuPy the
+    whole batch, as one large GEMM fills the GPU best."""
+    n = x.shape[0]
+    if backend.is_cupy_array(x):
+        step = n
+    else:
+        step = max(1, _CHUNK_BYTES // (out_hw[0] * out_hw[1] * k * x.dtype.itemsize))
+    return [slice(s, s + step) for s in range(0, n, step)]
+
+
+_CHUNK_BYTES = 2 << 20  # best of 1, 2, 4, 8, 32 MB and the whole batch on the ConvNet convs
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):

@@ -118,20 +118,16 @@ def im2col(xp, xpad, kernel: tuple, stride: tuple, out_hw: tuple):
     return windows.reshape(n * ho * wo, kh * kw * c)
 
 
-def col2im(xp, cols, padded_shape: tuple, kernel: tuple, stride: tuple, out_hw: tuple):
-    """The adjoint of :func:`im2col`: ADD each row's values back into its window.
+def col2im_add(cols, out, kernel: tuple, stride: tuple, padding: tuple, out_hw: tuple) -> None:
+    """The adjoint of :func:`im2col`: ADD each row's values back into its window of ``out``.
 
     Parameters
     ----------
     cols : xp.ndarray, shape (N·H'·W', K_h·K_w·C)
         Per-window values, ordered as :func:`im2col` makes them.
-    padded_shape : tuple
-        ``(N, Hp, Wp, C)`` of the padded input.
-
-    Returns
-    -------
-    xp.ndarray, shape (N, Hp, Wp, C)
-        Zero where no window reaches; where windows overlap, the sum.
+    out : xp.ndarray, shape (N, H, W, C)
+        The UNPADDED image gradient, added to in place; window entries that
+        fall on the padding are dropped (the padding is a constant).
 
     Notes
     -----
@@ -140,11 +136,31 @@ def col2im(xp, cols, padded_shape: tuple, kernel: tuple, stride: tuple, out_hw: 
     element and the sum is exact on NumPy and CuPy alike (unlike a fancy-
     index ``a[idx] += v``, which keeps only one of repeated writes).
     """
-    n, hp, wp, c = padded_shape
+    n, h, w, c = out.shape
     (kh, kw), (ho, wo) = kernel, out_hw
     cols = cols.reshape(n, ho, wo, kh, kw, c)
-    out = xp.zeros(padded_shape, dtype=cols.dtype)
     for i in range(kh):
+        rows, grad_rows = _inside(i, padding[0], stride[0], ho, h)
         for j in range(kw):
-            out[window_slice((i, j), out_hw, stride)] += cols[:, :, :, i, j, :]
-    return out
+            columns, grad_columns = _inside(j, padding[1], stride[1], wo, w)
+            out[:, rows, columns, :] += cols[:, grad_rows, grad_columns, i, j, :]
+
+
+def _inside(offset: int, pad: int, step: int, out_size: int, size: int) -> tuple:
+    """For one kernel offset along one axis: (input slice, window slice) of windows whose
+    entry at ``offset`` lands inside the unpadded input (row S·p + offset - P in [0, size))."""
+    first = max(0, -(-(pad - offset) // step))
+    last = min(out_size - 1, (size - 1 + pad - offset) // step)
+    if last < first:
+        return slice(0, 0), slice(0, 0)
+    start = step * first + offset - pad
+    return slice(start, start + step * (last - first) + 1, step), slice(first, last + 1)
+
+
+def channel_sum(xp, rows):
+    """Column sums of an (M, C) matrix, as the GEMV ``ones(M) @ rows``.
+
+    BLAS reads the matrix once, row-contiguous and multithreaded; NumPy's
+    ``rows.sum(axis=0)`` is about twice as slow on tall matrices.
+    """
+    return xp.ones(rows.shape[0], dtype=rows.dtype) @ rows

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Function, Tensor
-from .im2col import to_nchw, to_nhwc
+from .im2col import channel_sum, to_nchw, to_nhwc
 
 
 def _rows(x):
@@ -43,7 +43,8 @@ class BatchNorm(Function):
 
     Shapes: x (N, C) or (N, C, H, W); γ, β, buffers (C,). Computed on the
     (M, C) channels-last matrix of x; a 4-D output is the NCHW view of it.
-    Saves: x̂ (as that matrix) and γ/σ̂ per channel.
+    Saves: x - μ (as that matrix; x̂ is it times 1/σ̂, folded into per-channel
+    factors so no pass makes x̂ itself), 1/σ̂ and γ/σ̂ per channel.
 
     References
     ----------
@@ -70,9 +71,10 @@ class BatchNorm(Function):
                 raise ValueError(
                     f"batch_norm: training needs more than one value per channel, got input shape {x.shape}"
                 )
-            mean = rows.mean(axis=0)
-            xhat = rows - mean
-            var = (xhat * xhat).mean(axis=0)
+            mean = channel_sum(xp, rows) / m
+            centred = rows - mean
+            # Two passes (centre, then square) keep float32 exact where E[x²] - μ² would cancel.
+            var = xp.einsum("mc,mc->c", centred, centred) / m
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -82,29 +84,30 @@ class BatchNorm(Function):
         else:
             if running_mean is None or running_var is None:
                 raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
-            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
-            xhat = rows - mean
+            var = running_var.astype(x.dtype)
+            centred = rows - running_mean.astype(x.dtype)
         inv_std = 1 / xp.sqrt(var + eps)
-        xhat *= inv_std
         scale = inv_std if weight is None else weight * inv_std
-        out = xhat * weight if weight is not None else xhat.copy()
+        out = centred * scale
         if bias is not None:
             out += bias
-        ctx.save_for_backward(xhat, scale, weight)
+        ctx.save_for_backward(centred, inv_std, scale)
         ctx.training, ctx.shape = training, x.shape
         return _unrows(out, x.shape)
 
     @staticmethod
     def backward(ctx, g):
-        xhat, scale, weight = ctx.saved
+        xp = ctx.xp
+        centred, inv_std, scale = ctx.saved
         g = _rows(g)
         m = g.shape[0]
-        grad_bias = g.sum(axis=0)
-        grad_weight = (g * xhat).sum(axis=0)
+        grad_bias = channel_sum(xp, g)
+        grad_weight = xp.einsum("mc,mc->c", g, centred) * inv_std
         if ctx.training:
-            grad_x = xhat * (grad_weight / m)
+            # (γ/σ̂)(g - grad_β/M - x̂ grad_γ/M) with x̂ = centred/σ̂, in place on one buffer.
+            grad_x = centred * (inv_std * grad_weight / m)
             grad_x += grad_bias / m
-            ctx.xp.subtract(g, grad_x, out=grad_x)
+            xp.subtract(g, grad_x, out=grad_x)
             grad_x *= scale
         else:
             grad_x = g * scale

@@ -62,10 +62,10 @@ class MaxPool2d(Function):
         xp = ctx.xp
         kernel, stride, padding, out_hw = _geometry("max_pool2d", x, kernel_size, stride, padding)
         xpad = pad_nhwc(xp, to_nhwc(x), padding, fill=-math.inf)
-        offsets = _offsets(kernel)
-        out = xpad[window_slice(offsets[0], out_hw, stride)].copy()
-        for offset in offsets[1:]:
-            xp.maximum(out, xpad[window_slice(offset, out_hw, stride)], out=out)
+        windows = [xpad[window_slice(offset, out_hw, stride)] for offset in _offsets(kernel)]
+        out = windows[0].copy() if len(windows) == 1 else xp.maximum(windows[0], windows[1])
+        for window in windows[2:]:
+            xp.maximum(out, window, out=out)
         ctx.save_for_backward(xpad, out)
         ctx.geometry = (kernel, stride, padding, out_hw, x.shape[2:])
         return to_nchw(out)
@@ -75,16 +75,25 @@ class MaxPool2d(Function):
         xp = ctx.xp
         xpad, out = ctx.saved
         kernel, stride, padding, out_hw, hw = ctx.geometry
-        remaining = to_nhwc(g).copy()
+        offsets = _offsets(kernel)
+        overlap = stride[0] < kernel[0] or stride[1] < kernel[1]
+        tiled = not overlap and stride == kernel and padding == (0, 0) and xpad.shape[1:3] == (
+            out_hw[0] * kernel[0], out_hw[1] * kernel[1])
+        # Exactly tiled windows write every pixel once: no zero fill needed.
+        grad_pad = (xp.empty if tiled else xp.zeros)(xpad.shape, dtype=g.dtype)
+        remaining = to_nhwc(g)
         hit = xp.empty(out.shape, dtype=bool)
-        share = xp.empty_like(remaining)
-        grad_pad = xp.zeros(xpad.shape, dtype=g.dtype)
-        for offset in _offsets(kernel):
+        share = xp.empty(out.shape, dtype=g.dtype) if overlap else None
+        for k, offset in enumerate(offsets):
             window = window_slice(offset, out_hw, stride)
             xp.equal(xpad[window], out, out=hit)
-            xp.multiply(remaining, hit, out=share)
-            grad_pad[window] += share
-            remaining -= share
+            # Disjoint windows write their share straight into place; overlapping ones add.
+            target = share if overlap else grad_pad[window]
+            xp.multiply(remaining, hit, out=target)
+            if overlap:
+                grad_pad[window] += share
+            if k + 1 < len(offsets):
+                remaining = remaining - target if k == 0 else xp.subtract(remaining, target, out=remaining)
         return _crop(grad_pad, padding, hw)
 
 

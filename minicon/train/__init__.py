@@ -1,5 +1,7 @@
-"""Training: checkpoints (and, as it lands, the trainer shared by every method)."""
+"""Training: the trainer shared by every method, its configuration, checkpoints and evaluation."""
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import ConfigError, TrainConfig
+from .trainer import Trainer, TrainingError
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["Trainer", "TrainingError", "TrainConfig", "ConfigError", "load_checkpoint", "save_checkpoint"]

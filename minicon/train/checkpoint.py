@@ -33,6 +33,8 @@ def _split(state: dict, prefix: str, arrays: dict):
     if isinstance(state, dict):
         out = {}
         for key, value in state.items():
+            if isinstance(key, int) and not isinstance(key, bool):
+                key = str(key)  # as JSON does: optimizer state is keyed by parameter index
             if not isinstance(key, str) or "/" in key:
                 raise ValueError(f"checkpoint keys must be strings without '/', got {key!r}")
             out[key] = _split(value, f"{prefix}{key}/", arrays)
@@ -63,7 +65,8 @@ def save_checkpoint(state: dict, path) -> None:
     ----------
     state : dict
         Nested dict; leaves are arrays of either backend (saved on the host)
-        or JSON values. Keys are strings without ``/``.
+        or JSON values. Keys are strings without ``/``, or ints, which come
+        back as strings (as with JSON).
     path : str or os.PathLike
         Target file; its folder must exist.
 

@@ -1,0 +1,166 @@
+"""The resolved configuration of a training run, its presets and its checks.
+
+A run is fully described by one :class:`TrainConfig`; it is written to the
+run folder as ``config.json`` so that ``--resume``, ``minicon eval`` and
+``minicon plot`` rebuild exactly the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+METHODS = ("simclr", "moco", "clip")
+ENCODERS = ("convnet", "resnet18")
+OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
+
+
+class ConfigError(ValueError):
+    """A configuration the user can fix; the message is one line."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on.
+
+    Attributes
+    ----------
+    method, encoder : str
+        One of :data:`METHODS` and :data:`ENCODERS`.
+    epochs : int
+        Passes over the (possibly subsampled) training set.
+    batch_size : int
+        Images per step (each gives two views for SimCLR and MoCo).
+    lr : float
+        Peak learning rate, reached at the end of warmup.
+    optimizer : str
+        One of :data:`OPTIMIZERS`.
+    weight_decay : float
+        Decoupled for AdamW, L2 otherwise; never on biases and BN parameters.
+    warmup_epochs : float
+        Linear warmup length, then cosine decay to 0 at the last step.
+    temperature : float or None
+        τ of the loss; None takes the method's default (SimCLR 0.5, MoCo 0.1,
+        CLIP's learnable scale starts at 1/0.07).
+    widths : list of int
+        Channel widths of the ConvNet encoder.
+    crop_scale : float
+        Smallest crop area of RandomResizedCrop (SimCLR: 0.08).
+    train_subset : int or None
+        Train on the first this-many images of a fixed shuffle (None: all).
+    knn_every : int
+        Epochs between kNN-monitor evaluations (0: only at the end).
+    knn_train, knn_test : int
+        Images of the train (memory bank) and test sets the monitor uses.
+    seed : int
+        Seeds model init, data order and augmentations.
+    backend : str
+        ``numpy`` or ``cupy``.
+    data_dir : str or None
+        CIFAR folder (None: ``MINICON_DATA_DIR`` or the cache).
+    queue_size, moco_momentum : int, float
+        MoCo's queue length K and key-encoder EMA momentum.
+    """
+
+    method: str = "simclr"
+    encoder: str = "convnet"
+    epochs: int = 15
+    batch_size: int = 256
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 1e-6
+    warmup_epochs: float = 1.0
+    temperature: float | None = None
+    widths: list = field(default_factory=lambda: [32, 64, 128, 256])
+    crop_scale: float = 0.08
+    train_subset: int | None = None
+    knn_every: int = 1
+    knn_train: int = 10_000
+    knn_test: int = 2_000
+    seed: int = 0
+    backend: str = "numpy"
+    data_dir: str | None = None
+    queue_size: int = 4096
+    moco_momentum: float = 0.99
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`ConfigError` (one line, naming the field) for impossible settings."""
+        choices = {"method": METHODS, "encoder": ENCODERS, "optimizer": OPTIMIZERS,
+                   "backend": ("numpy", "cupy")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        positive = ("epochs", "batch_size", "lr", "knn_train", "knn_test", "queue_size")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ConfigError(f"batch_size must be at least 2 (a contrastive batch needs pairs), got {self.batch_size}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.crop_scale <= 1:
+            raise ConfigError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
+        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.knn_every < 0:
+            raise ConfigError("warmup_epochs, weight_decay and knn_every must be >= 0")
+        if not 0 <= self.moco_momentum < 1:
+            raise ConfigError(f"moco_momentum must be in [0, 1), got {self.moco_momentum}")
+        if self.train_subset is not None and self.train_subset < self.batch_size:
+            raise ConfigError(
+                f"train_subset ({self.train_subset}) must hold at least one batch ({self.batch_size})"
+            )
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Build from a dict (``config.json`` or a TOML file), naming unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**values)
+
+    def differences(self, other: "TrainConfig") -> list:
+        """Names of the fields in which two configs differ."""
+        a, b = self.to_dict(), other.to_dict()
+        return [k for k in a if a[k] != b[k]]
+
+
+def load_toml(path) -> dict:
+    """Read a TOML config file (``[train]`` table or top-level keys) into a dict.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not valid TOML; names the file.
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return values.get("train", values)
+
+
+def method_defaults(method: str) -> dict:
+    """Per-method defaults applied where the user gave no value (sources in each method)."""
+    return {
+        "simclr": {"temperature": 0.5},
+        "moco": {"temperature": 0.1},
+        "clip": {"temperature": None},
+    }[method]
+
+
+def save_json(config: TrainConfig, path) -> None:
+    with open(path, "w") as f:
+        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+        f.write("\n")

@@ -1,0 +1,58 @@
+"""The main job end to end on real CIFAR-10: train, eval, plot through the CLI.
+
+Needs the real data (``MINICON_DATA_DIR``, or ``../shared/data`` beside the
+repository); skipped with the reason where it is absent.
+"""
+
+import json
+import os
+import pathlib
+
+import pytest
+
+from minicon.cli import main
+
+SHARED = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def data_dir():
+    folder = os.environ.get("MINICON_DATA_DIR") or (str(SHARED) if SHARED.is_dir() else None)
+    if not folder or not (pathlib.Path(folder) / "cifar-10-batches-bin").is_dir():
+        pytest.skip("real CIFAR-10 not found: set MINICON_DATA_DIR (e.g. ../shared/data)")
+    return folder
+
+
+def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text("[train]\nwidths = [8, 16]\nknn_train = 512\nknn_test = 256\nwarmup_epochs = 0.5\n")
+    run = tmp_path / "run"
+    args = ["train", "--train-subset", "512", "--epochs", "2", "--batch-size", "128",
+            "--data-dir", data_dir, "--out", str(run), "--config", str(config)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"into {run}" in out and "kNN top-1" in out
+    assert main(args) == 2  # the folder now holds this run
+    assert "already holds this run" in capsys.readouterr().err
+
+    assert main(["eval", str(run), "--subset", "1000", "--baselines"]) == 0
+    table = capsys.readouterr().out
+    for row in ("trained encoder", "random encoder", "raw pixels"):
+        assert f"| {row} |" in table
+    report = json.loads((run / "eval.json").read_text())
+    assert all(0 <= r["linear_top1"] <= 1 and 0 <= r["knn_top1"] <= 1 for r in report["rows"])
+    pixels = next(r for r in report["rows"] if r["features"] == "raw pixels")
+    assert pixels["linear_top1"] > 0.15  # far above chance (0.10) even on 1,000 images
+
+    assert main(["plot", str(run)]) == 0
+    for name in ("curves.png", "similarity.png", "augmentations.png"):
+        assert (run / name).stat().st_size > 10_000
+
+
+def test_user_mistakes_are_one_line(tmp_path, capsys):
+    assert main(["train", "--epochs", "0", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "minicon: error: epochs must be > 0, got 0"
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2
+    assert "holds no run to resume" in capsys.readouterr().err

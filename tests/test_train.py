@@ -1,0 +1,121 @@
+"""The trainer: run folder, logs, checkpoints, exact resume, NaN stop, run-folder checks."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import minicon
+from minicon.train import Trainer, TrainingError
+from minicon.train.config import ConfigError, TrainConfig
+
+
+def tiny_data(n, seed):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n).astype(np.int64)
+    return images, labels, [f"class{i}" for i in range(10)]
+
+
+def tiny_config(**overrides):
+    values = dict(method="simclr", epochs=2, batch_size=16, widths=[4, 8], knn_train=32, knn_test=16,
+                  lr=1e-3, warmup_epochs=0.5, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def make(tmp_path, name="run", resume=False, **overrides):
+    return Trainer(tiny_config(**overrides), tmp_path / name, resume=resume, progress=False,
+                   train_data=tiny_data(64, 0), test_data=tiny_data(32, 1))
+
+
+def read(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_fit_writes_the_run_folder(tmp_path):
+    trainer = make(tmp_path)
+    result = trainer.fit()
+    run = tmp_path / "run"
+    assert {"config.json", "steps.jsonl", "epochs.jsonl", "last.npz", "best.npz"} <= {p.name for p in run.iterdir()}
+    steps = read(run / "steps.jsonl")
+    assert [s["step"] for s in steps] == list(range(1, 9))  # 64 images / 16 per batch × 2 epochs
+    assert all(np.isfinite(s["loss"]) for s in steps)
+    assert steps[0]["lr"] > 0 and steps[-1]["lr"] == 0.0  # warmup starts above 0; cosine ends at 0
+    epochs = read(run / "epochs.jsonl")
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert 0 <= result["knn_top1"] <= 1 and result["effective_rank"] >= 1
+    assert json.loads((run / "config.json").read_text())["temperature"] == 0.5  # SimCLR's default filled in
+
+
+def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path):
+    reference = make(tmp_path, "whole")
+    reference.fit()
+    expected = [s["loss"] for s in read(tmp_path / "whole" / "steps.jsonl")]
+
+    trainer = make(tmp_path, "cut")
+    step = trainer.model.training_step
+    calls = []
+
+    def interrupted_at_step_3(batch):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler lets this step finish, then saves
+        return step(batch)
+
+    trainer.model.training_step = interrupted_at_step_3
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert len(read(tmp_path / "cut" / "steps.jsonl")) == 3
+
+    resumed = make(tmp_path, "cut", resume=True)
+    assert resumed.step == 3
+    resumed.fit()
+    got = [s["loss"] for s in read(tmp_path / "cut" / "steps.jsonl")]
+    assert got == expected  # bit for bit: same batches, augmentations, weights and optimizer state
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = make(tmp_path)
+    step = trainer.model.training_step
+    calls = []
+
+    def nan_at_step_6(batch):
+        calls.append(1)
+        loss = step(batch)
+        return loss * float("nan") if len(calls) == 6 else loss
+
+    trainer.model.training_step = nan_at_step_6
+    with pytest.raises(TrainingError, match=r"loss became nan at step 6 \(epoch 2\).*last.npz"):
+        trainer.fit()
+    state = minicon.train.load_checkpoint(tmp_path / "run" / "last.npz")
+    assert state["step"] == 4  # the end of epoch 1, before the bad step
+
+
+def test_run_folder_checks(tmp_path):
+    make(tmp_path).fit()
+    with pytest.raises(ConfigError, match="already holds this run; pass --resume"):
+        make(tmp_path)
+    with pytest.raises(ConfigError, match=r"already holds a different run \(differs in lr\)"):
+        make(tmp_path, lr=0.5)
+    with pytest.raises(ConfigError, match="holds no run to resume"):
+        make(tmp_path, "empty", resume=True)
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(ConfigError, match="method must be one of simclr, moco, clip, got 'byol'"):
+        tiny_config(method="byol").validate()
+    with pytest.raises(ConfigError, match="unknown config keys: epoch"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError, match="batch_size must be at least 2"):
+        tiny_config(batch_size=1).validate()
+
+
+@pytest.mark.parametrize("method", ["moco", "clip"])
+def test_other_methods_train_and_resume(tmp_path, method):
+    trainer = make(tmp_path, method=method, epochs=1, queue_size=32)
+    result = trainer.fit()
+    assert np.isfinite(read(tmp_path / "run" / "steps.jsonl")[-1]["loss"])
+    assert 0 <= result["knn_top1"] <= 1
