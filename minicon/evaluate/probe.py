@@ -141,7 +141,8 @@ def _fit(x, y, rows, weight_decay: float, num_classes: int, epochs: int, batch_s
         if step % steps_per_epoch == 0:
             order = rows[xp.asarray(rng.permutation(len(rows)))]
         batch = order[(step % steps_per_epoch) * batch_size :][:batch_size]
-        optimizer.param_groups[0]["lr"] = warmup_cosine(step, total, 0, lr)
+        # a cosine that would reach 0 one step after the last, so even a one-step fit moves
+        optimizer.param_groups[0]["lr"] = warmup_cosine(step, total + 1, 0, lr)
         loss = cross_entropy(F.linear(Tensor._wrap(x[batch]), weight, bias), y[batch])
         optimizer.zero_grad()
         loss.backward()
