@@ -88,12 +88,12 @@ def cases(n: int, rng):
         c, f = WIDTHS[stage], WIDTHS[stage + 1]
         x = rng.standard_normal((n, c, size, size), dtype=np.float32)
         w = rng.standard_normal((f, c, 3, 3), dtype=np.float32) * 0.1
-        b = np.zeros(f, np.float32)
         m, k = n * size * size, 9 * c
         gemms = [(m, k, f), (f, m, k)] + ([(m, f, k)] if stage else [])
-        out.append((f"conv{stage + 1} {c}->{f} @{size}", lambda x, w, b: F.conv2d(x, w, b, 1, 1),
-                    tf and (lambda x, w, b: tf.conv2d(x, w, b, 1, 1)), (x, w, b),
-                    (stage > 0, True, True), gemms))
+        # No bias, as in the ConvNet: the batch norm that follows would cancel it.
+        out.append((f"conv{stage + 1} {c}->{f} @{size}", lambda x, w: F.conv2d(x, w, None, 1, 1),
+                    tf and (lambda x, w: tf.conv2d(x, w, None, 1, 1)), (x, w),
+                    (stage > 0, True), gemms))
         y = rng.standard_normal((n, f, size, size), dtype=np.float32)
         gamma, beta = np.ones(f, np.float32), np.zeros(f, np.float32)
         buffers = (np.zeros(f, np.float32), np.ones(f, np.float32))
