@@ -61,12 +61,16 @@ class BatchNorm(Function):
                 momentum, eps):
         xp = ctx.xp
         if x.ndim not in (2, 4):
-            raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {x.shape}")
+            raise ValueError(
+                f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {x.shape}"
+            )
         c = x.shape[1]
         for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                         ("running_var", running_var)):
             if a is not None and a.shape != (c,):
-                raise ValueError(f"batch_norm: {name} must have shape ({c},) for input shape {x.shape}, got {a.shape}")
+                raise ValueError(
+                    f"batch_norm: {name} must have shape ({c},) for input shape {x.shape}, got {a.shape}"
+                )
         rows = _rows(x)
         m = rows.shape[0]
         if training:
