@@ -22,7 +22,7 @@ from ..methods import Method
 from ..nn import Module, Parameter, eval_mode
 from ..optim import Adam, warmup_cosine
 
-WEIGHT_DECAYS = (0.0, 1e-5, 1e-4, 1e-3, 1e-2)
+WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def _positive_int(value, name: str, op: str) -> int:
@@ -151,7 +151,7 @@ def _fit(x, y, rows, weight_decay: float, num_classes: int, epochs: int, batch_s
 
 def linear_probe(train_features, train_labels, test_features, test_labels, *,
                  weight_decays=WEIGHT_DECAYS, val_fraction: float = 0.2, epochs: int = 30,
-                 batch_size: int = 1024, lr: float = 1e-2, rng=None) -> dict:
+                 batch_size: int = 1024, lr: float | None = None, rng=None) -> dict:
     r"""Top-1 accuracy of a softmax-regression classifier on frozen features.
 
     Recipe:
@@ -187,8 +187,11 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
         Share of the train set held out to choose λ, in (0, 1).
     epochs, batch_size : int
         Length of every training run and its minibatch size.
-    lr : float
-        Peak Adam learning rate.
+    lr : float, optional
+        Peak Adam learning rate. Default ``0.1 · min(1, 256 / D)``: Adam moves
+        every weight by about lr per step, so a logit (a sum over D
+        standardized features) moves by up to about lr·D, and the rate that
+        is fast and stable for D = 256 would be noisy for 3,072 raw pixels.
     rng : numpy.random.Generator, optional
         For the split and minibatch order; default ``minicon.backend.host_rng()``.
 
@@ -229,6 +232,8 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
         raise ValueError(f"linear_probe: val_fraction must be in (0, 1), got {val_fraction!r}")
     epochs = _positive_int(epochs, "epochs", "linear_probe")
     batch_size = _positive_int(batch_size, "batch_size", "linear_probe")
+    if lr is None:
+        lr = 0.1 * min(1.0, 256 / x_train.shape[1])
     if not lr > 0:
         raise ValueError(f"linear_probe: lr must be > 0, got {lr!r}")
     rng = host_rng() if rng is None else rng
