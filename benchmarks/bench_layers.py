@@ -9,14 +9,17 @@ forward and one backward (minimum over repeats, in milliseconds) and prints:
   (when torch is installed), and ``ratio`` = minicon / torch;
 * ``gemm``: for convolutions, the floor: the float32 GEMMs of the same
   FLOPs alone (forward, grad_W and, except for the first layer, grad_x),
-  and ``/gemm`` = minicon / floor.
+  each one call over the whole batch, and ``/gemm`` = minicon / floor.
+  conv2d's own GEMMs run on cache-sized chunks and can beat this floor.
 
 Inputs are given in the memory layout they have inside the network:
 channels-last for minicon (what the previous op returns), contiguous NCHW
 for torch. The first conv's input needs no gradient, as in training.
 
 Run: ``python benchmarks/bench_layers.py [--batch 512] [--repeats 5] [--threads 2] [--only conv]
-[--clock wall|cpu]``.
+[--clock wall|cpu]``. On a machine other processes also load, BLAS threads
+wait on each other and wall times swing several-fold; ``--threads 1 --clock
+cpu`` then still gives a steady per-core comparison.
 """
 
 from __future__ import annotations
@@ -62,16 +65,9 @@ def channels_last(a):
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-def minicon_step(fn, inputs, grad):
-    def step():
-        for t in inputs:
-            t.grad = None
-        fn(*inputs).backward(grad)
+def train_step(fn, inputs, grad):
+    """One forward and backward of ``fn`` (minicon and torch tensors alike)."""
 
-    return step
-
-
-def torch_step(fn, inputs, grad):
     def step():
         for t in inputs:
             t.grad = None
@@ -88,12 +84,12 @@ def cases(n: int, rng):
         c, f = WIDTHS[stage], WIDTHS[stage + 1]
         x = rng.standard_normal((n, c, size, size), dtype=np.float32)
         w = rng.standard_normal((f, c, 3, 3), dtype=np.float32) * 0.1
-        b = np.zeros(f, np.float32)
         m, k = n * size * size, 9 * c
         gemms = [(m, k, f), (f, m, k)] + ([(m, f, k)] if stage else [])
-        out.append((f"conv{stage + 1} {c}->{f} @{size}", lambda x, w, b: F.conv2d(x, w, b, 1, 1),
-                    tf and (lambda x, w, b: tf.conv2d(x, w, b, 1, 1)), (x, w, b),
-                    (stage > 0, True, True), gemms))
+        # No bias, as in the ConvNet: the batch norm that follows would cancel it.
+        out.append((f"conv{stage + 1} {c}->{f} @{size}", lambda x, w: F.conv2d(x, w, None, 1, 1),
+                    tf and (lambda x, w: tf.conv2d(x, w, None, 1, 1)), (x, w),
+                    (stage > 0, True), gemms))
         y = rng.standard_normal((n, f, size, size), dtype=np.float32)
         gamma, beta = np.ones(f, np.float32), np.zeros(f, np.float32)
         buffers = (np.zeros(f, np.float32), np.ones(f, np.float32))
@@ -143,11 +139,12 @@ def main(argv=None) -> int:
                       for a, s, r in zip(arrays, spatial, needs)]
             grad = fn(*inputs).data
             grad = channels_last(rng.standard_normal(grad.shape, dtype=np.float32))
-            ours = best_ms(minicon_step(fn, inputs, grad), args.repeats, clock)
+            ours = best_ms(train_step(fn, inputs, grad), args.repeats, clock)
             ref = None
             if tfn is not None:
                 tin = [torch.from_numpy(a.copy()).requires_grad_(r) for a, r in zip(arrays, needs)]
-                ref = best_ms(torch_step(tfn, tin, torch.from_numpy(np.ascontiguousarray(grad))), args.repeats, clock)
+                tgrad = torch.from_numpy(np.ascontiguousarray(grad))
+                ref = best_ms(train_step(tfn, tin, tgrad), args.repeats, clock)
             floor = gemm_floor_ms(gemms, args.repeats, rng, clock) if gemms else None
             rows.append((name, ours, ref, floor))
 

@@ -85,6 +85,14 @@ def test_dropout_train_scales_survivors_and_masks_the_gradient(xp):
     np.testing.assert_array_equal(to_host(x.grad), y)
 
 
+def test_dropout_gradcheck_with_a_fixed_mask(xp):
+    def fn(x):
+        minicon.manual_seed(3)  # the same mask on every call, so finite differences see one function
+        return F.dropout(x, 0.4)
+
+    gradcheck(fn, _leaf(xp, np.random.default_rng(0).standard_normal((4, 5))))
+
+
 def test_dropout_eval_and_p_zero_are_identity_p_one_zeroes(xp):
     x = _leaf(xp, np.arange(6.0))
     assert F.dropout(x, 0.5, training=False) is x

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 from ..autograd import Tensor
 from ..backend import array_module
 
@@ -32,3 +34,14 @@ def l2_normalize(z, eps: float = 1e-12):
         z = z.astype(xp.float64)
     norm = xp.linalg.norm(z, axis=1, keepdims=True)
     return z / xp.maximum(norm, eps)
+
+
+def positive_int(value, name: str, op: str) -> int:
+    """``value`` as an int ≥ 1, or a ValueError naming ``op`` and ``name``."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{op}: {name} must be an integer, got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{op}: {name} must be >= 1, got {value}")
+    return value

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import operator
 
 from ..autograd import Tensor
 from ..backend import array_module
-from .features import as_embeddings, l2_normalize
+from .features import as_embeddings, l2_normalize, positive_int
 
 
 def _labels(labels, n: int, name: str, xp):
@@ -18,16 +17,6 @@ def _labels(labels, n: int, name: str, xp):
             f"{labels.shape} and dtype {labels.dtype}"
         )
     return labels
-
-
-def _positive_int(value, name: str) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"knn_accuracy: {name} must be an integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"knn_accuracy: {name} must be >= 1, got {value}")
-    return value
 
 
 def knn_accuracy(train_features, train_labels, test_features, test_labels, k: int = 200,
@@ -109,14 +98,14 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels, k: in
         raise ValueError(f"{op}: test_features has no rows")
     train_y = _labels(train_labels, n, "train_labels", xp)
     test_y = _labels(test_labels, m, "test_labels", xp)
-    k = _positive_int(k, "k")
+    k = positive_int(k, "k", op)
     if k > n:
         raise ValueError(f"{op}: k={k} is more than the {n} training points")
     if not temperature > 0:
         raise ValueError(f"{op}: temperature must be > 0, got {temperature}")
-    batch_size = _positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size", op)
     largest = max(int(train_y.max()), int(test_y.max()))
-    num_classes = largest + 1 if num_classes is None else _positive_int(num_classes, "num_classes")
+    num_classes = largest + 1 if num_classes is None else positive_int(num_classes, "num_classes", op)
     if min(int(train_y.min()), int(test_y.min())) < 0 or largest >= num_classes:
         raise ValueError(f"{op}: labels must lie in [0, num_classes={num_classes})")
 

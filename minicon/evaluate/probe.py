@@ -12,7 +12,6 @@ learned representation must clear.
 from __future__ import annotations
 
 import math
-import operator
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
@@ -21,18 +20,9 @@ from ..losses import cross_entropy
 from ..methods import Method
 from ..nn import Module, Parameter, eval_mode
 from ..optim import Adam, warmup_cosine
+from .features import positive_int
 
 WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
-
-
-def _positive_int(value, name: str, op: str) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{op}: {name} must be an integer, got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{op}: {name} must be >= 1, got {value}")
-    return value
 
 
 def extract_features(model: Module, images, batch_size: int = 512, transform=None):
@@ -70,7 +60,7 @@ def extract_features(model: Module, images, batch_size: int = 512, transform=Non
     """
     if not isinstance(model, Module):
         raise ValueError(f"extract_features: model must be a minicon.nn.Module, got {type(model).__name__}")
-    batch_size = _positive_int(batch_size, "batch_size", "extract_features")
+    batch_size = positive_int(batch_size, "batch_size", "extract_features")
     n = len(images)
     if n == 0:
         raise ValueError("extract_features: images is empty")
@@ -231,8 +221,8 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
         raise ValueError(f"linear_probe: weight_decays must be a non-empty list of values >= 0, got {weight_decays}")
     if not 0 < val_fraction < 1:
         raise ValueError(f"linear_probe: val_fraction must be in (0, 1), got {val_fraction!r}")
-    epochs = _positive_int(epochs, "epochs", "linear_probe")
-    batch_size = _positive_int(batch_size, "batch_size", "linear_probe")
+    epochs = positive_int(epochs, "epochs", "linear_probe")
+    batch_size = positive_int(batch_size, "batch_size", "linear_probe")
     if lr is None:
         lr = 0.1 * min(1.0, 256 / x_train.shape[1])
     if not lr > 0:

@@ -39,7 +39,9 @@ def flatten(x, start_dim=1, end_dim=-1):
     """
     ndim = x.ndim
     if not (-ndim <= start_dim < ndim and -ndim <= end_dim < ndim):
-        raise ValueError(f"flatten: start_dim {start_dim} / end_dim {end_dim} out of range for shape {x.shape}")
+        raise ValueError(
+            f"flatten: start_dim {start_dim} / end_dim {end_dim} out of range for shape {x.shape}"
+        )
     start, end = start_dim % ndim, end_dim % ndim
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")

@@ -43,8 +43,11 @@ class BatchNorm(Function):
 
     Shapes: x (N, C) or (N, C, H, W); γ, β, buffers (C,). Computed on the
     (M, C) channels-last matrix of x; a 4-D output is the NCHW view of it.
-    Saves: x - μ (as that matrix; x̂ is it times 1/σ̂, folded into per-channel
-    factors so no pass makes x̂ itself), 1/σ̂ and γ/σ̂ per channel.
+    Saves: x (as that matrix: a view, as the graph keeps x alive anyway),
+    μ, 1/σ̂ and γ/σ̂ per channel. Backward recentres x in the buffer that
+    becomes grad_x, and x̂ = (x - μ)/σ̂ is never formed: 1/σ̂ is folded into
+    per-channel factors. Forward builds the output in place in its one
+    buffer (x - μ, then ·γ/σ̂, then +β).
 
     References
     ----------
@@ -58,12 +61,16 @@ class BatchNorm(Function):
                 momentum, eps):
         xp = ctx.xp
         if x.ndim not in (2, 4):
-            raise ValueError(f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {x.shape}")
+            raise ValueError(
+                f"batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape {x.shape}"
+            )
         c = x.shape[1]
         for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                         ("running_var", running_var)):
             if a is not None and a.shape != (c,):
-                raise ValueError(f"batch_norm: {name} must have shape ({c},) for input shape {x.shape}, got {a.shape}")
+                raise ValueError(
+                    f"batch_norm: {name} must have shape ({c},) for input shape {x.shape}, got {a.shape}"
+                )
         rows = _rows(x)
         m = rows.shape[0]
         if training:
@@ -72,9 +79,9 @@ class BatchNorm(Function):
                     f"batch_norm: training needs more than one value per channel, got input shape {x.shape}"
                 )
             mean = channel_sum(xp, rows) / m
-            centred = rows - mean
+            out = rows - mean
             # Two passes (centre, then square) keep float32 exact where E[x²] - μ² would cancel.
-            var = xp.einsum("mc,mc->c", centred, centred) / m
+            var = xp.einsum("mc,mc->c", out, out) / m
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -84,34 +91,38 @@ class BatchNorm(Function):
         else:
             if running_mean is None or running_var is None:
                 raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
-            var = running_var.astype(x.dtype)
-            centred = rows - running_mean.astype(x.dtype)
+            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+            out = rows - mean
         inv_std = 1 / xp.sqrt(var + eps)
         scale = inv_std if weight is None else weight * inv_std
-        out = centred * scale
+        out *= scale
         if bias is not None:
             out += bias
-        ctx.save_for_backward(centred, inv_std, scale)
+        ctx.save_for_backward(rows, mean, inv_std, scale)
         ctx.training, ctx.shape = training, x.shape
         return _unrows(out, x.shape)
 
     @staticmethod
     def backward(ctx, g):
         xp = ctx.xp
-        centred, inv_std, scale = ctx.saved
+        rows, mean, inv_std, scale = ctx.saved
+        needs = ctx.needs_input_grad
         g = _rows(g)
         m = g.shape[0]
         grad_bias = channel_sum(xp, g)
-        grad_weight = xp.einsum("mc,mc->c", g, centred) * inv_std
-        if ctx.training:
+        grad_x = grad_weight = None
+        if ctx.training or needs[1]:
+            centred = rows - mean
+            grad_weight = xp.einsum("mc,mc->c", g, centred) * inv_std
+        if needs[0] and ctx.training:
             # (γ/σ̂)(g - grad_β/M - x̂ grad_γ/M) with x̂ = centred/σ̂, in place on one buffer.
-            grad_x = centred * (inv_std * grad_weight / m)
+            grad_x = centred
+            grad_x *= inv_std * grad_weight / m
             grad_x += grad_bias / m
             xp.subtract(g, grad_x, out=grad_x)
             grad_x *= scale
-        else:
+        elif needs[0]:
             grad_x = g * scale
-        needs = ctx.needs_input_grad
         return (
             _unrows(grad_x, ctx.shape) if needs[0] else None,
             grad_weight if needs[1] else None,

@@ -169,7 +169,11 @@ class AdaptiveAvgPool2d(Function):
         xp = ctx.xp
         n, c, h, w = ctx.shape
         if ctx.bins is None:
-            return xp.broadcast_to(g * (1.0 / (h * w)), ctx.shape).copy()
+            # Channels-last, like every other spatial op's gradient, so ReLU and batch
+            # norm below multiply arrays of one layout.
+            grad = xp.empty((n, h, w, c), dtype=g.dtype)
+            grad[...] = to_nhwc(g) * (1.0 / (h * w))
+            return to_nchw(grad)
         grad = xp.zeros(ctx.shape, dtype=g.dtype)
         for i, (h0, h1) in enumerate(ctx.bins[0]):
             for j, (w0, w1) in enumerate(ctx.bins[1]):

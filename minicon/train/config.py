@@ -65,7 +65,7 @@ class TrainConfig:
 
     method: str = "simclr"
     encoder: str = "convnet"
-    epochs: int = 15
+    epochs: int = 6
     batch_size: int = 256
     lr: float = 1e-3
     optimizer: str = "adam"
