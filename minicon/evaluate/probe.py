@@ -162,10 +162,14 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
     (whose ``weight_decay`` adds λW to the gradient, i.e. exactly this
     penalty), minibatches of ``batch_size`` reshuffled every epoch, ``epochs``
     epochs with the learning rate decayed from ``lr`` to 0 on a cosine, from
-    zero weights. The problem is convex, so this reaches (close to) the
-    optimum that SimCLR and CLIP get with L-BFGS and a λ sweep on a
-    validation split (SimCLR §B.5, CLIP §A.3), without L-BFGS, in seconds for
-    50,000 × 256 features.
+    zero weights. The problem is convex; SimCLR and CLIP solve it with
+    L-BFGS and a λ sweep on a validation split (SimCLR §B.5, CLIP §A.3). On
+    the 50,000 × 256 features of an untrained ConvNet on CIFAR-10 this
+    recipe matches full-batch L-BFGS (49.3 % vs 49.2 % test top-1 at the same
+    λ, ``benchmarks/bench_probe.py --data-dir``) in about 12 s on one core,
+    where L-BFGS takes over a minute. It falls short when the class
+    information sits in directions of tiny variance: on the benchmark's
+    deliberately ill-conditioned synthetic features, 83 % against L-BFGS's 90 %.
 
     Parameters
     ----------
