@@ -130,3 +130,23 @@ def archive_of(folder_root, layout) -> bytes:
     members = {m: (folder_root / m).read_bytes() for m in layout.members()}
     members[f"{layout.folder}/readme.html"] = b"<html>not extracted</html>"
     return tar_gz(members)
+
+
+def real_cifar10_dir():
+    """The folder holding the real CIFAR-10 binary files, or None.
+
+    Looks in ``$MINICON_DATA_DIR``, then ``shared/data`` beside the repository
+    (or beside an ancestor of it), then minicon's download cache.
+    """
+    import os
+    from pathlib import Path
+
+    from minicon.data import data_dir
+
+    candidates = [Path(os.environ["MINICON_DATA_DIR"])] if os.environ.get("MINICON_DATA_DIR") else []
+    candidates += [parent / "shared" / "data" for parent in Path(__file__).resolve().parents[1].parents]
+    candidates.append(data_dir())
+    for candidate in candidates:
+        if (candidate / "cifar-10-batches-bin" / "test_batch.bin").is_file():
+            return candidate
+    return None

@@ -12,7 +12,7 @@ import pytest
 from minicon.data import DataFileError, data_dir, load_cifar10, load_cifar100, load_restricted
 from minicon.data.readers import read_bin_records, read_pickle_batch
 
-from .cifar_fixtures import CLASS_NAMES, py2_pickle, shrink_layouts, write_binary, write_python
+from .cifar_fixtures import CLASS_NAMES, py2_pickle, real_cifar10_dir, shrink_layouts, write_binary, write_python
 
 
 @pytest.fixture
@@ -177,18 +177,8 @@ def test_readers_check_record_counts_directly(tmp_path):
 # ---------------------------------------------------------------- the real data
 
 
-def _real_data_dir():
-    """``$MINICON_DATA_DIR``, else ``shared/data`` beside the repository or an ancestor of it."""
-    candidates = [Path(os.environ["MINICON_DATA_DIR"])] if os.environ.get("MINICON_DATA_DIR") else []
-    candidates += [parent / "shared" / "data" for parent in Path(__file__).resolve().parents[1].parents]
-    for candidate in candidates:
-        if (candidate / "cifar-10-batches-bin" / "test_batch.bin").is_file():
-            return candidate
-    return None
-
-
 def test_real_cifar10_has_every_record_and_balanced_classes():
-    root = _real_data_dir()
+    root = real_cifar10_dir()
     if root is None:
         pytest.skip("real CIFAR-10 not found: set MINICON_DATA_DIR or place shared/data beside the repo")
     for split, n, per_class in (("train", 50_000, 5_000), ("test", 10_000, 1_000)):

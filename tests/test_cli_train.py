@@ -5,22 +5,21 @@ repository); skipped with the reason where it is absent.
 """
 
 import json
-import os
-import pathlib
 
 import pytest
 
 from minicon.cli import main
 
-SHARED = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+from .cifar_fixtures import real_cifar10_dir
+
 
 
 @pytest.fixture(scope="module")
 def data_dir():
-    folder = os.environ.get("MINICON_DATA_DIR") or (str(SHARED) if SHARED.is_dir() else None)
-    if not folder or not (pathlib.Path(folder) / "cifar-10-batches-bin").is_dir():
+    folder = real_cifar10_dir()
+    if folder is None:
         pytest.skip("real CIFAR-10 not found: set MINICON_DATA_DIR (e.g. ../shared/data)")
-    return folder
+    return str(folder)
 
 
 def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):

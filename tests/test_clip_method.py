@@ -9,7 +9,7 @@ from minicon import Tensor, nn
 from minicon.backend import host_rng
 from minicon.evaluate import extract_features, zero_shot_accuracy
 from minicon.losses import clip_loss
-from minicon.methods import CIFAR10_TEMPLATES, CLIP, TextEncoder, Tokenizer, build_method, captions_for
+from minicon.methods import CIFAR10_TEMPLATES, TextEncoder, Tokenizer, build_method, captions_for
 from minicon.optim import Adam
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
