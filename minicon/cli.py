@@ -135,6 +135,10 @@ def _cmd_train(args) -> int:
     config = _train_config(args)
     out = args.out or f"runs/{config.method}-{config.encoder}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(config, out, resume=args.resume)
+    if trainer.step >= config.epochs * trainer.steps_per_epoch:
+        print(f"{out} has already finished its {config.epochs} epochs; nothing to resume. "
+              f"Evaluate it with `minicon eval {out}`")
+        return 0
     print(f"training {config.method} with a {config.encoder} on {len(trainer.train_images)} CIFAR-10 "
           f"images for {config.epochs} epochs ({trainer.steps_per_epoch} steps each) into {out}")
     try:

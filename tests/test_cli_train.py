@@ -33,6 +33,8 @@ def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):
     assert f"into {run}" in out and "kNN top-1" in out
     assert main(args) == 2  # the folder now holds this run
     assert "already holds this run" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0  # a finished run: nothing to do, no traceback
+    assert "already finished its 2 epochs; nothing to resume" in capsys.readouterr().out
 
     assert main(["eval", str(run), "--subset", "1000", "--baselines"]) == 0
     table = capsys.readouterr().out

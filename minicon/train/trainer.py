@@ -27,7 +27,7 @@ import numpy
 
 from .. import backend
 from ..augment import ToFloat, TwoViews, simclr_cifar
-from ..data import DataLoader, load_cifar10
+from ..data import DataLoader, data_dir, load_cifar10
 from ..evaluate import (
     alignment,
     effective_rank,
@@ -124,10 +124,17 @@ class Trainer:
         self.progress = progress
         self._check_run_dir(resume)
         backend.set_backend(config.backend)
-        if train_data is None:
-            train_data = load_cifar10(config.data_dir, "train")
-        if test_data is None:
-            test_data = load_cifar10(config.data_dir, "test")
+        try:
+            if train_data is None:
+                train_data = load_cifar10(config.data_dir, "train")
+            if test_data is None:
+                test_data = load_cifar10(config.data_dir, "test")
+        except OSError as exc:  # requests' network errors are OSErrors too
+            raise ConfigError(
+                f"CIFAR-10 is not in {data_dir(config.data_dir)} and could not be downloaded "
+                f"({type(exc).__name__}); offline, set MINICON_DATA_DIR (or --data-dir) to a folder "
+                "holding cifar-10-batches-bin, e.g. ../shared/data"
+            ) from None
         images, labels, self.class_names = train_data
         self.train_images, self.train_labels = subset(images, labels, config.train_subset, config.seed)
         self.test_images, self.test_labels = test_data[0], test_data[1]
