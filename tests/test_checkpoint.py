@@ -19,6 +19,9 @@ def test_round_trip_of_nested_state(tmp_path, xp):
     path = tmp_path / "ckpt.npz"
     save_checkpoint(state, path)
     back = load_checkpoint(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # permissions of an ordinary file
     assert back["optimizer"]["step"] == 7 and back["note"] == "hello"
     assert back["rng"]["state"]["state"] == 2**100 + 3
     w = back["model"]["encoder.0.weight"]

@@ -88,6 +88,9 @@ def save_checkpoint(state: dict, path) -> None:
             numpy.savez(f, **arrays, **{_JSON_KEY: numpy.frombuffer(document, dtype=numpy.uint8)})
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make checkpoints private, unlike other files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
