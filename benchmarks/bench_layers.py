@@ -25,18 +25,14 @@ cpu`` then still gives a steady per-core comparison.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-import minicon  # noqa: E402
-import minicon.functional as F  # noqa: E402
-from minicon import Tensor  # noqa: E402
+import minicon
+import minicon.functional as F
+from minicon import Tensor
 
 try:
     import torch

@@ -24,14 +24,11 @@ report, never assert.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 import tracemalloc
 from collections import defaultdict
 
 # run as a script from a checkout: import this tree's minicon, not an installed one
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np
 from threadpoolctl import threadpool_limits

@@ -22,7 +22,12 @@ from .trainer import build_model
 from .trainer import subset as subset_of
 
 
-def _load_run(run_dir: Path, checkpoint: str = "last"):
+def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
+    """The run's config, its model loaded from ``checkpoint``, and the CIFAR-10 test split.
+
+    Switches to the run's backend. Raises ConfigError for a folder without
+    ``config.json`` or without the checkpoint.
+    """
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise ConfigError(f"{run_dir} is not a run folder (no config.json)")
@@ -30,7 +35,11 @@ def _load_run(run_dir: Path, checkpoint: str = "last"):
     path = run_dir / f"{checkpoint}.npz"
     if not path.exists():
         raise ConfigError(f"{run_dir} has no {checkpoint}.npz checkpoint yet")
-    return config, load_checkpoint(path)
+    backend.set_backend(config.backend)
+    test = load_cifar10(data_dir or config.data_dir, "test", download=False)
+    model = build_model(config, list(test[2]))
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return config, model, test
 
 
 def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=None,
@@ -59,15 +68,10 @@ def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=
         ``RUN/eval.json``.
     """
     run_dir = Path(run_dir)
-    config, state = _load_run(run_dir, checkpoint)
-    backend.set_backend(config.backend)
-    folder = data_dir or config.data_dir
-    train_x, train_y, names = load_cifar10(folder, "train", download=False)
-    test_x, test_y, _ = load_cifar10(folder, "test", download=False)
+    config, model, (test_x, test_y, names) = _restore(run_dir, checkpoint, data_dir)
+    train_x, train_y, _ = load_cifar10(data_dir or config.data_dir, "train", download=False)
     train_x, train_y = subset_of(train_x, train_y, subset, config.seed + 1)
     test_x, test_y = subset_of(test_x, test_y, subset, config.seed + 2)
-    model = build_model(config, list(names))
-    model.load_state_dict(state["model"])
     to_float = ToFloat()
     candidates = [("trained encoder", lambda x: extract_features(model, x, transform=to_float))]
     if baselines:
@@ -117,15 +121,11 @@ def plot_run(run_dir: Path, data_dir=None) -> list:
     """Save ``curves.png``, ``similarity.png`` and ``augmentations.png`` into the run folder."""
     from ..plots import augmentation_grid, similarity_heatmap, training_curves
 
-    config, state = _load_run(run_dir)
+    _, model, (test_x, test_y, names) = _restore(run_dir, data_dir=data_dir)
     saved = []
     fig = training_curves(run_dir)
     fig.savefig(run_dir / "curves.png", dpi=120)
     saved.append(run_dir / "curves.png")
-    backend.set_backend(config.backend)
-    test_x, test_y, names = load_cifar10(data_dir or config.data_dir, "test", download=False)
-    model = build_model(config, list(names))
-    model.load_state_dict(state["model"])
     v1, v2 = TwoViews(simclr_cifar())(test_x[:32], generator=numpy.random.default_rng(0))
     z1, z2 = (extract_features(model, v) for v in (v1, v2))
     similarity_heatmap(z1, z2).savefig(run_dir / "similarity.png", dpi=120)
