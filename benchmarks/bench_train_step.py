@@ -28,8 +28,6 @@ import time
 import tracemalloc
 from collections import defaultdict
 
-# run as a script from a checkout: import this tree's minicon, not an installed one
-
 import numpy as np
 from threadpoolctl import threadpool_limits
 
