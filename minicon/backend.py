@@ -42,7 +42,7 @@ def _import_cupy() -> ModuleType:
         import cupy
     except ImportError as exc:
         raise RuntimeError(
-            "backend 'cupy' asked for, but CuPy is not installed. Install the wheel "
+            "the cupy backend needs CuPy, which is not installed. Install the wheel "
             "that matches your CUDA driver: `pip install -e '.[cuda12]'` "
             "(cupy-cuda12x) or `pip install -e '.[cuda13]'` (cupy-cuda13x); "
             "`nvidia-smi` shows the CUDA version"
@@ -51,13 +51,13 @@ def _import_cupy() -> ModuleType:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError, or a driver that fails to load
         raise RuntimeError(
-            f"backend 'cupy' asked for: CuPy {cupy.__version__} is installed but no "
+            f"the cupy backend needs a GPU: CuPy {cupy.__version__} is installed but no "
             f"GPU can be used ({exc}). Check `nvidia-smi` and that the cupy-cuda1Nx "
             "wheel matches the driver's CUDA version"
         ) from exc
     if count == 0:
         raise RuntimeError(
-            f"backend 'cupy' asked for: CuPy {cupy.__version__} is installed but no "
+            f"the cupy backend needs a GPU: CuPy {cupy.__version__} is installed but no "
             "GPU is visible (CUDA reports 0 devices; check CUDA_VISIBLE_DEVICES)"
         )
     return cupy
