@@ -146,7 +146,7 @@ def training_curves(run_dir) -> Figure:
     axes[0, 2].legend()
     if monitored:
         d = monitored[-1]["feature_dim"]
-        axes[1, 0].plot(e, [r["embedding_std"] for r in monitored], "o-", label="std of normalized features")
+        axes[1, 0].plot(e, [r["embedding_std"] for r in monitored], "o-", label="std of normalized z")
         axes[1, 0].axhline(d ** -0.5, ls=":", c="k", label="1/√D: no collapse")
         axes[1, 0].axhline(0, ls="--", c="r", lw=0.8, label="0: collapse")
         axes[1, 1].plot(e, [r["alignment"] for r in monitored], "o-", label="alignment (lower: views agree)")
@@ -155,7 +155,7 @@ def training_curves(run_dir) -> Figure:
         axes[1, 2].axhline(d, ls=":", c="k", label=f"D = {d}")
         for ax in axes[1]:
             ax.legend(fontsize=8)
-    axes[1, 0].set(title="embedding std", xlabel="epoch")
+    axes[1, 0].set(title="embedding std (projections z)", xlabel="epoch")
     axes[1, 1].set(title="alignment and uniformity", xlabel="epoch")
     axes[1, 2].set(title="effective rank", xlabel="epoch")
     fig.suptitle(f"{run_dir}")

@@ -7,7 +7,7 @@ import pytest
 import minicon
 from minicon import Tensor, nn
 from minicon.evaluate import extract_features, linear_probe, raw_pixels
-from minicon.methods import SimCLR
+from minicon.methods import SimCLR, build_method
 
 
 def host(a):
@@ -122,6 +122,25 @@ def test_extract_features_leaves_parameters_buffers_grads_and_modes_untouched(xp
         assert value.dtype == state[name].dtype
     for name, p in method.named_parameters():
         np.testing.assert_array_equal(host(p.grad), grads[name], err_msg=name)
+
+
+def test_extract_features_projected_gives_what_each_loss_compares(xp):
+    images = _images(xp, n=6)
+    simclr = SimCLR(nn.ConvNet(widths=(4, 8)), nn.ProjectionHead(8, 8, 3))
+    moco = build_method("moco", nn.ConvNet(widths=(4, 8)), queue_size=8, split_bn=2)
+    clip = build_method("clip", nn.ConvNet(widths=(4, 8)), class_names=["cat", "dog"], embed_dim=5)
+    for method, reference, dim in (
+            (simclr, lambda x: simclr.projection_head(simclr.encoder(x)), 3),
+            (moco, lambda x: moco.projection_head(moco.encoder(x)), moco.projection_head.out_dim),
+            (clip, lambda x: clip.image_projection(clip.image_encoder(x)), 5)):
+        method.eval()
+        with minicon.no_grad():
+            expected = host(reference(Tensor(images)))
+        z = extract_features(method, images, batch_size=4, projected=True)
+        assert z.shape == (6, dim), type(method).__name__
+        np.testing.assert_allclose(host(z), expected, rtol=1e-5, atol=1e-6, err_msg=type(method).__name__)
+    with pytest.raises(ValueError, match="projected=True needs a method"):
+        extract_features(nn.ConvNet(widths=(4,)), images, projected=True)
 
 
 def test_extract_features_applies_the_transform_per_batch_and_checks_arguments(xp):

@@ -25,7 +25,7 @@ from .features import positive_int
 WEIGHT_DECAYS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
-def extract_features(model: Module, images, batch_size: int = 512, transform=None):
+def extract_features(model: Module, images, batch_size: int = 512, transform=None, projected: bool = False):
     """Features of ``images`` from a frozen model, in eval mode, without gradient, batch by batch.
 
     Every sub-module is switched to eval mode for the duration and then given
@@ -47,6 +47,9 @@ def extract_features(model: Module, images, batch_size: int = 512, transform=Non
         Images per forward pass (memory vs speed; results do not depend on it).
     transform : callable, optional
         Applied to each batch slice ``images[i:i + batch_size]`` before the model.
+    projected : bool
+        For a method: its projections ``z`` (:meth:`Method.embed`, what the
+        loss compares) instead of the encoder features ``h``.
 
     Returns
     -------
@@ -56,7 +59,8 @@ def extract_features(model: Module, images, batch_size: int = 512, transform=Non
     Raises
     ------
     ValueError
-        For a ``batch_size`` < 1, no images, or a model that is not a Module.
+        For a ``batch_size`` < 1, no images, a model that is not a Module, or
+        ``projected`` for a model that is not a method.
     """
     if not isinstance(model, Module):
         raise ValueError(f"extract_features: model must be a minicon.nn.Module, got {type(model).__name__}")
@@ -64,7 +68,12 @@ def extract_features(model: Module, images, batch_size: int = 512, transform=Non
     n = len(images)
     if n == 0:
         raise ValueError("extract_features: images is empty")
-    encode = model.encode if isinstance(model, Method) else model
+    if projected and not isinstance(model, Method):
+        raise ValueError(f"extract_features: projected=True needs a method (with a projection), got {type(model).__name__}")
+    if isinstance(model, Method):
+        encode = model.embed if projected else model.encode
+    else:
+        encode = model
     chunks = []
     with eval_mode(model), no_grad():
         for start in range(0, n, batch_size):

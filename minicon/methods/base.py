@@ -93,3 +93,13 @@ class Method(Module):
         wraps it in eval mode and ``no_grad`` over batches.
         """
         return self.encoder(as_images(images, f"{type(self).__name__}.encode"))
+
+    def embed(self, images) -> Tensor:
+        """Projections ``z = g(f(x))`` of ``images`` (N×C×H×W) → N×P: the vectors the loss compares.
+
+        Collapse diagnostics belong here rather than on ``h``: ``h`` leaves a
+        ReLU and an average pool, so every coordinate is ≥ 0 and all features
+        share one orthant whether or not training works. Same mode rules as
+        :meth:`encode`.
+        """
+        return self.projection_head(self.encode(images))

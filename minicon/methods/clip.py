@@ -96,6 +96,8 @@ class CLIP(Method):
         """Image embeddings ``W_i f(x)``, ``N×embed_dim``, not normalized."""
         return self.image_projection(self.encode(images))
 
+    embed = encode_image
+
     def encode_text(self, token_ids) -> Tensor:
         """Text embeddings ``W_t g(ids)``, ``N×embed_dim``, not normalized."""
         return self.text_projection(self.text_encoder(token_ids))

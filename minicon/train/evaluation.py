@@ -127,7 +127,7 @@ def plot_run(run_dir: Path, data_dir=None) -> list:
     fig.savefig(run_dir / "curves.png", dpi=120)
     saved.append(run_dir / "curves.png")
     v1, v2 = TwoViews(simclr_cifar())(test_x[:32], generator=numpy.random.default_rng(0))
-    z1, z2 = (extract_features(model, v) for v in (v1, v2))
+    z1, z2 = (extract_features(model, v, projected=True) for v in (v1, v2))
     similarity_heatmap(z1, z2).savefig(run_dir / "similarity.png", dpi=120)
     saved.append(run_dir / "similarity.png")
     augmentation_grid(test_x, simclr_cifar(), labels=test_y, class_names=names).savefig(

@@ -5,7 +5,7 @@ loss``. It owns the run folder::
 
     RUN/config.json      the resolved TrainConfig
     RUN/steps.jsonl      one line per step: step, epoch, loss, lr, images/s
-    RUN/epochs.jsonl     one line per epoch: mean loss, kNN top-1/top-5, diagnostics
+    RUN/epochs.jsonl     one line per epoch: mean loss, kNN top-1/top-5, diagnostics of z
     RUN/last.npz         checkpoint after the latest finished step (atomic)
     RUN/best.npz         checkpoint of the epoch with the best kNN top-1
 
@@ -209,7 +209,7 @@ class Trainer:
         return path
 
     def monitor(self) -> dict:
-        """kNN accuracy on a fixed subset of the test set, and collapse diagnostics."""
+        """kNN accuracy (encoder features h) on a fixed test subset; collapse diagnostics of the projections z."""
         cfg = self.config
         train_x, train_y = subset(self.train_images, self.train_labels, cfg.knn_train, cfg.seed + 1)
         test_x, test_y = subset(self.test_images, self.test_labels, cfg.knn_test, cfg.seed + 2)
@@ -217,7 +217,7 @@ class Trainer:
         knn = knn_accuracy(train_f, train_y, test_f, test_y, k=min(200, len(train_y)), temperature=0.1)
         result = {f"knn_{name}": value for name, value in knn.items()}
         views = TwoViews(simclr_cifar())(test_x[:512], generator=numpy.random.default_rng(cfg.seed))
-        z1, z2 = (backend.to_host(extract_features(self.model, v)) for v in views)
+        z1, z2 = (backend.to_host(extract_features(self.model, v, projected=True)) for v in views)
         sims = positive_negative_similarity(z1, z2)
         result.update(
             embedding_std=embedding_std(z1), alignment=alignment(z1, z2), uniformity=uniformity(z1),
