@@ -117,5 +117,14 @@ def test_config_errors_are_one_line():
 def test_other_methods_train_and_resume(tmp_path, method):
     trainer = make(tmp_path, method=method, epochs=1, queue_size=32)
     result = trainer.fit()
-    assert np.isfinite(read(tmp_path / "run" / "steps.jsonl")[-1]["loss"])
+    steps = read(tmp_path / "run" / "steps.jsonl")
+    assert np.isfinite(steps[-1]["loss"])
     assert 0 <= result["knn_top1"] <= 1
+    # the monitor's diagnostics are of the projections z (SimCLR/MoCo head 128-d, CLIP embed 128-d)
+    assert result["feature_dim"] == 128
+    if method == "clip":  # the learned multiplier 1/τ, logged each step, as the Parameter says
+        scale = float(np.exp(trainer.model.logit_scale.item()))
+        assert [round(s["logit_scale"], 4) for s in steps][-1] == round(scale, 4)
+        assert abs(steps[0]["logit_scale"] - 1 / 0.07) < 0.1
+    else:
+        assert "logit_scale" not in steps[-1]

@@ -14,7 +14,7 @@ equal to the same loss composed from primitive ops and to finite differences.
 - :func:`supcon`: supervised contrastive, L_out (Khosla et al. 2020).
 """
 
-from .clip import CLIPLoss, clip_loss, init_logit_scale
+from .clip import MAX_LOGIT_SCALE, CLIPLoss, clip_loss, init_logit_scale
 from .cross_entropy import CrossEntropy, cross_entropy
 from .info_nce import InfoNCE, info_nce
 from .memory_queue import MemoryQueue
@@ -24,6 +24,6 @@ from .supcon import SupCon, supcon
 
 __all__ = [
     "normalize", "cosine_similarity", "cross_entropy", "nt_xent", "info_nce", "MemoryQueue",
-    "clip_loss", "init_logit_scale", "supcon", "Normalize", "CrossEntropy", "NTXent",
+    "clip_loss", "init_logit_scale", "MAX_LOGIT_SCALE", "supcon", "Normalize", "CrossEntropy", "NTXent",
     "InfoNCE", "CLIPLoss", "SupCon",
 ]

@@ -85,6 +85,10 @@ class Method(Module):
         """The scalar loss of one batch, with the graph recorded for ``backward()``."""
         raise NotImplementedError(f"{type(self).__name__} does not define training_step()")
 
+    def step_metrics(self) -> dict:
+        """Method-specific numbers the trainer logs after each step (float values); none by default."""
+        return {}
+
     def encode(self, images) -> Tensor:
         """Encoder features ``h`` of ``images`` (N×C×H×W) → N×D, the representation kNN and probes read.
 

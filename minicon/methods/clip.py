@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from ..autograd import Tensor, no_grad
 from ..backend import host_rng
-from ..losses import clip_loss, init_logit_scale
+from ..losses import MAX_LOGIT_SCALE, clip_loss, init_logit_scale
 from ..losses.normalize import l2_normalize
 from ..nn import Linear, Module, Parameter, eval_mode
 from .base import Method, as_images
@@ -97,6 +99,10 @@ class CLIP(Method):
         return self.image_projection(self.encode(images))
 
     embed = encode_image
+
+    def step_metrics(self) -> dict:
+        """``{"logit_scale": s}``: the multiplier of the cosines, ``min(exp(t), 100)`` (= 1/τ)."""
+        return {"logit_scale": min(math.exp(float(self.logit_scale.item())), MAX_LOGIT_SCALE)}
 
     def encode_text(self, token_ids) -> Tensor:
         """Text embeddings ``W_t g(ids)``, ``N×embed_dim``, not normalized."""

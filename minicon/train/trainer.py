@@ -4,7 +4,7 @@ One :class:`Trainer` runs any method that has ``training_step(batch) ->
 loss``. It owns the run folder::
 
     RUN/config.json      the resolved TrainConfig
-    RUN/steps.jsonl      one line per step: step, epoch, loss, lr, images/s
+    RUN/steps.jsonl      one line per step: step, epoch, loss, lr, images/s (+ CLIP's logit scale)
     RUN/epochs.jsonl     one line per epoch: mean loss, kNN top-1/top-5, diagnostics of z
     RUN/last.npz         checkpoint after the latest finished step (atomic)
     RUN/best.npz         checkpoint of the epoch with the best kNN top-1
@@ -106,6 +106,10 @@ class Trainer:
         CIFAR-10 from ``config.data_dir``.
     progress : bool
         Show a tqdm progress bar.
+
+    Constructing a Trainer calls ``minicon.set_backend(config.backend)``: the
+    backend stays switched for the rest of the process (as in a notebook that
+    trains on CuPy and then evaluates), until set again.
 
     Raises
     ------
@@ -284,7 +288,8 @@ class Trainer:
                     tick = now
                     losses.append(value)
                     steps_log.write(json.dumps({"step": self.step, "epoch": epoch + 1, "loss": value,
-                                                "lr": lr, "images_per_s": speed}) + "\n")
+                                                "lr": lr, "images_per_s": speed,
+                                                **self.model.step_metrics()}) + "\n")
                     bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
                     bar.update()
                     if interrupted:
