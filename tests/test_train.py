@@ -47,7 +47,8 @@ def test_fit_writes_the_run_folder(tmp_path):
     epochs = read(run / "epochs.jsonl")
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert 0 <= result["knn_top1"] <= 1 and result["effective_rank"] >= 1
-    assert json.loads((run / "config.json").read_text())["temperature"] == 0.5  # SimCLR's default filled in
+    resolved = json.loads((run / "config.json").read_text())
+    assert (resolved["temperature"], resolved["crop_scale"]) == (0.5, 0.08)  # SimCLR's defaults filled in
 
 
 def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path):
@@ -119,6 +120,8 @@ def test_other_methods_train_and_resume(tmp_path, method):
     result = trainer.fit()
     steps = read(tmp_path / "run" / "steps.jsonl")
     assert np.isfinite(steps[-1]["loss"])
+    resolved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert resolved["crop_scale"] == {"moco": 0.2, "clip": 0.08}[method]  # MoCo v2 crops gentler
     assert 0 <= result["knn_top1"] <= 1
     # the monitor's diagnostics are of the projections z (SimCLR/MoCo head 128-d, CLIP embed 128-d)
     assert result["feature_dim"] == 128

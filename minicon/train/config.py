@@ -45,8 +45,9 @@ class TrainConfig:
         CLIP's learnable scale starts at 1/0.07).
     widths : list of int
         Channel widths of the ConvNet encoder.
-    crop_scale : float
-        Smallest crop area of RandomResizedCrop (SimCLR: 0.08).
+    crop_scale : float or None
+        Smallest crop area of RandomResizedCrop; None takes the method's
+        default (SimCLR and CLIP 0.08, MoCo v2 0.2).
     train_subset : int or None
         Train on the first this-many images of a fixed shuffle (None: all).
     knn_every : int
@@ -73,7 +74,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     temperature: float | None = None
     widths: list = field(default_factory=lambda: [32, 64, 128, 256])
-    crop_scale: float = 0.08
+    crop_scale: float | None = None
     train_subset: int | None = None
     knn_every: int = 1
     knn_train: int = 10_000
@@ -99,7 +100,7 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be at least 2 (a contrastive batch needs pairs), got {self.batch_size}")
         if self.temperature is not None and not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.crop_scale <= 1:
+        if self.crop_scale is not None and not 0 < self.crop_scale <= 1:
             raise ConfigError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.knn_every < 0:
             raise ConfigError("warmup_epochs, weight_decay and knn_every must be >= 0")
@@ -154,9 +155,9 @@ def load_toml(path) -> dict:
 def method_defaults(method: str) -> dict:
     """Per-method defaults applied where the user gave no value (sources in each method)."""
     return {
-        "simclr": {"temperature": 0.5},
-        "moco": {"temperature": 0.1},
-        "clip": {"temperature": None},
+        "simclr": {"temperature": 0.5, "crop_scale": 0.08},
+        "moco": {"temperature": 0.1, "crop_scale": 0.2},
+        "clip": {"temperature": None, "crop_scale": 0.08},
     }[method]
 
 
