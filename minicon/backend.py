@@ -6,8 +6,9 @@ or ``cupy`` themselves. New arrays are made with the module returned by
 arrays uses :func:`array_module` of those arrays, so the same code runs on
 either library. This file is the only one in the engine that names them.
 
-The backend is chosen by ``MINICON_BACKEND=numpy|cupy`` at import time or by
-:func:`set_backend` later. Arrays already made stay where they are; use
+The backend is chosen by ``MINICON_BACKEND=numpy|cupy`` at import time (a
+value that cannot be used warns and leaves NumPy) or by :func:`set_backend`
+later, which raises instead. Arrays already made stay where they are; use
 :func:`to_backend` (or ``Module.to``) to move them.
 
 References
@@ -19,6 +20,7 @@ CuPy User Guide, "Writing CPU/GPU agnostic code"
 from __future__ import annotations
 
 import os
+import warnings
 from types import ModuleType
 
 import numpy
@@ -219,8 +221,17 @@ def host_rng() -> numpy.random.Generator:
 
 
 def _from_environment() -> None:
+    """Apply ``MINICON_BACKEND``; a value that cannot be used warns and keeps NumPy.
+
+    Importing must not fail: ``minicon info`` and the GPU lesson exist to say
+    whether CuPy can be used, and a stale variable would stop them first.
+    """
     name = os.environ.get("MINICON_BACKEND", "numpy").strip().lower() or "numpy"
-    set_backend(name)
+    try:
+        set_backend(name)
+    except (ValueError, RuntimeError) as exc:
+        warnings.warn(f"MINICON_BACKEND={name} cannot be used, so minicon uses numpy: {exc}",
+                      RuntimeWarning, stacklevel=2)
 
 
 _from_environment()

@@ -84,6 +84,13 @@ def test_environment_variable_chooses_backend(tmp_path):
     env = {"MINICON_BACKEND": "numpy", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "numpy"
-    env["MINICON_BACKEND"] = "tpu"
-    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert bad.returncode != 0 and "unknown backend 'tpu'" in bad.stderr
+    env["MINICON_BACKEND"] = "tpu"  # unusable: import still works, says why, and stays on NumPy
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert bad.stdout.strip() == "numpy"
+    assert "MINICON_BACKEND=tpu cannot be used" in bad.stderr and "unknown backend 'tpu'" in bad.stderr
+    ok, _ = backend.cupy_available()
+    if not ok:
+        env["MINICON_BACKEND"] = "cupy"
+        out = subprocess.run([sys.executable, "-m", "minicon", "info"], env=env, capture_output=True,
+                             text=True, check=True)
+        assert "MINICON_BACKEND=cupy cannot be used" in out.stderr and "backend numpy" in out.stdout

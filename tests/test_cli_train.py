@@ -13,7 +13,6 @@ from minicon.cli import main
 from .cifar_fixtures import real_cifar10_dir
 
 
-
 @pytest.fixture(scope="module")
 def data_dir():
     folder = real_cifar10_dir()
@@ -28,12 +27,13 @@ def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):
     run = tmp_path / "run"
     args = ["train", "--train-subset", "512", "--epochs", "2", "--batch-size", "128",
             "--data-dir", data_dir, "--out", str(run), "--config", str(config)]
-    assert main(args) == 0
+    assert main(args + ["--crop-scale", "0.3"]) == 0
     out = capsys.readouterr().out
     assert f"into {run}" in out and "kNN top-1" in out
-    assert main(args) == 2  # the folder now holds this run
+    assert json.loads((run / "config.json").read_text())["crop_scale"] == 0.3  # the flag beats the default
+    assert main(args + ["--crop-scale", "0.3"]) == 2  # the folder now holds this run
     assert "already holds this run" in capsys.readouterr().err
-    assert main(args + ["--resume"]) == 0  # a finished run: nothing to do, no traceback
+    assert main(args + ["--crop-scale", "0.3", "--resume"]) == 0  # finished: nothing to do, no traceback
     assert "already finished its 2 epochs; nothing to resume" in capsys.readouterr().out
 
     assert main(["eval", str(run), "--subset", "1000", "--baselines"]) == 0
@@ -53,6 +53,8 @@ def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):
 def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert main(["train", "--epochs", "0", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "minicon: error: epochs must be > 0, got 0"
+    assert main(["train", "--crop-scale", "1.5", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "minicon: error: crop_scale must be in (0, 1], got 1.5"
     assert main(["eval", str(tmp_path / "nothing")]) == 2
     assert "is not a run folder" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2

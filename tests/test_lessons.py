@@ -1,6 +1,7 @@
 """Every lesson runs top to bottom (MINICON_FAST=1) and is stored without outputs."""
 
 import json
+import os
 import pathlib
 
 import pytest
@@ -29,6 +30,9 @@ def test_lesson_runs_top_to_bottom(path, monkeypatch):
     nbclient = pytest.importorskip("nbclient", reason="notebook tooling comes with the [dev] extra")
     pytest.importorskip("ipykernel", reason="the lessons run on the ipykernel Python kernel")
     monkeypatch.setenv("MINICON_FAST", "1")
+    # the kernel is a new process: make it import this checkout's minicon, not another install
+    root = str(path.parent.parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     if "load_cifar10" in path.read_text():
         folder = real_cifar10_dir()

@@ -40,7 +40,7 @@ def simclr_cifar(size: int = 32, normalize: bool = False, crop_scale: float = 0.
         [0, 1] images; normalized inputs suit a network without a first BN).
     crop_scale : float
         Smallest crop area as a fraction of the image (SimCLR: 0.08; MoCo's
-        CIFAR demo uses 0.2, gentler for short runs of small encoders).
+        v2 recipe (aug+) uses 0.2, gentler for short runs of small encoders).
 
     Returns
     -------

@@ -1,7 +1,7 @@
 """Linear evaluation: frozen features, a softmax-regression probe, and the baselines it is compared with.
 
 The linear probe is the standard yardstick of self-supervised
-representations (Kolesnikov, Zhai, Beyer 2019; SimCLR §B.5; MoCo §4.1): the
+representations (Kolesnikov, Zhai, Beyer 2019; SimCLR appendix B.6; MoCo §4.1): the
 encoder is frozen, its features are extracted once, and only a linear
 classifier on top is trained with labels. Its accuracy says how much class
 information the features hold in a linearly readable form. The same probe
@@ -172,7 +172,7 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
     penalty), minibatches of ``batch_size`` reshuffled every epoch, ``epochs``
     epochs with the learning rate decayed from ``lr`` to 0 on a cosine, from
     zero weights. The problem is convex; SimCLR and CLIP solve it with
-    L-BFGS and a λ sweep on a validation split (SimCLR §B.5, CLIP §A.3). On
+    L-BFGS and a λ sweep on a validation split (SimCLR appendix B.8, CLIP §A.3). On
     the 50,000 × 256 features of an untrained ConvNet on CIFAR-10 this
     recipe matches full-batch L-BFGS (49.3 % vs 49.2 % test top-1 at the same
     λ, ``benchmarks/bench_probe.py --data-dir``) in about 12 s on one core,

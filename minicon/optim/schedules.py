@@ -44,8 +44,8 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, base_lr: float
     So step 0 already updates (:math:`\eta/W`, not 0; unless :math:`T = 1`
     and it is also the last step), step :math:`W - 1` is the peak
     :math:`\eta`, and the last step :math:`T - 1` gets exactly
-    :math:`\eta_{min}`. This is SimCLR's schedule (Chen et al. 2020, sec.
-    B.1: linear warmup, then cosine decay without restarts, Loshchilov &
+    :math:`\eta_{min}`. This is SimCLR's schedule (Chen et al. 2020, §2.3
+    "Default setting": linear warmup, then cosine decay without restarts, Loshchilov &
     Hutter 2017 eq. 5) read one step later: SimCLR's first step has rate 0
     and its rate reaches :math:`\eta_{min}` one step after the last. With
     ``W = 0`` there is no warmup and step 0 is already one cosine step below
@@ -78,7 +78,7 @@ def warmup_cosine(step: int, total_steps: int, warmup_steps: int, base_lr: float
     References
     ----------
     T. Chen et al., "A Simple Framework for Contrastive Learning of Visual
-    Representations", ICML 2020, appendix B.1.
+    Representations", ICML 2020, §2.3 ("Default setting").
     I. Loshchilov, F. Hutter, "SGDR: Stochastic Gradient Descent with Warm
     Restarts", ICLR 2017, eq. 5.
     P. Goyal et al., "Accurate, Large Minibatch SGD", 2017, sec. 2.2 (warmup).

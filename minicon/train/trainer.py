@@ -80,9 +80,9 @@ def build_optimizer(config: TrainConfig, params):
 def train_transform(config: TrainConfig):
     """The augmentation of one training batch: two views (one for CLIP) of the SimCLR CIFAR recipe.
 
-    With MoCo's default ``crop_scale`` 0.2 it is MoCo v2's aug+ as the MoCo
-    CIFAR demo uses it (:func:`minicon.augment.moco_v2_cifar`: the same
-    steps, flip placed differently, same distribution).
+    With MoCo's default ``crop_scale`` 0.2 it is MoCo v2's aug+ without blur
+    (:func:`minicon.augment.moco_v2_cifar`: the same steps, flip placed
+    differently, same distribution).
     """
     views = simclr_cifar(crop_scale=config.crop_scale)
     return views if config.method == "clip" else TwoViews(views)
