@@ -10,7 +10,8 @@ from ..autograd import Tensor
 from ..backend import array_module, asarray, to_host
 from ..nn import Embedding, Linear, Module, ReLU, Sequential
 
-# CLIP's 18 prompt templates for CIFAR-10: prompt ensembling as in Radford et al. 2021, §3.1.4; the list is github.com/openai/CLIP, data/prompts.md
+# CLIP's 18 prompt templates for CIFAR-10, for prompt ensembling (Radford et al. 2021, §3.1.4);
+# the list itself is published in github.com/openai/CLIP, data/prompts.md
 CIFAR10_TEMPLATES = (
     "a photo of a {}.",
     "a blurry photo of a {}.",
