@@ -219,7 +219,7 @@ def linear_probe(train_features, train_labels, test_features, test_labels, *,
     Kolesnikov, Zhai, Beyer, "Revisiting Self-Supervised Visual Representation
     Learning", CVPR 2019 (linear evaluation protocol). Chen et al., "A Simple
     Framework for Contrastive Learning of Visual Representations", ICML 2020,
-    §B.5 (ℓ2-regularized multinomial logistic regression, λ chosen on a
+    appendix B.8 (ℓ2-regularized multinomial logistic regression, λ chosen on a
     validation split). Radford et al., "Learning Transferable Visual Models
     From Natural Language Supervision", ICML 2021, §A.3.
     """

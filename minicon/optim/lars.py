@@ -63,7 +63,7 @@ class LARS(Optimizer):
     Y. You, I. Gitman, B. Ginsburg, "Large Batch Training of Convolutional
     Networks", arXiv:1708.03888, 2017.
     T. Chen et al., "A Simple Framework for Contrastive Learning of Visual
-    Representations" (SimCLR), ICML 2020, appendix B.1, and its
+    Representations" (SimCLR), ICML 2020, §2.3 ("Default setting"), and its
     ``lars_optimizer.py`` (google-research/simclr).
     """
 
