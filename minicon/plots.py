@@ -7,6 +7,9 @@ Figures are built with ``matplotlib.figure.Figure`` directly, never through
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy
 from matplotlib.figure import Figure
 
@@ -92,11 +95,7 @@ def _as_unit_floats(batch, what: str):
     return numpy.clip(host, 0.0, 1.0)
 
 
-def _read_jsonl(path) -> list:
-    import json
-    from pathlib import Path
-
-    path = Path(path)
+def _read_jsonl(path: Path) -> list:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -123,8 +122,6 @@ def training_curves(run_dir) -> Figure:
     FileNotFoundError
         If the folder has no ``steps.jsonl``.
     """
-    from pathlib import Path
-
     steps, epochs = _read_jsonl(Path(run_dir) / "steps.jsonl"), _read_jsonl(Path(run_dir) / "epochs.jsonl")
     if not steps:
         raise FileNotFoundError(f"{run_dir} has no steps.jsonl: not a training run, or no step finished yet")

@@ -10,6 +10,7 @@ from .cifar_fixtures import real_cifar10_dir
 
 LESSONS = sorted((pathlib.Path(__file__).parent.parent / "lessons").glob("*.ipynb"))
 
+
 def test_there_are_lessons():
     assert LESSONS, "no notebooks found in lessons/"
 

@@ -68,10 +68,12 @@ def extract_features(model: Module, images, batch_size: int = 512, transform=Non
     n = len(images)
     if n == 0:
         raise ValueError("extract_features: images is empty")
-    if projected and not isinstance(model, Method):
-        raise ValueError(f"extract_features: projected=True needs a method (with a projection), got {type(model).__name__}")
     if isinstance(model, Method):
         encode = model.embed if projected else model.encode
+    elif projected:
+        raise ValueError(
+            f"extract_features: projected=True needs a method (with a projection), got {type(model).__name__}"
+        )
     else:
         encode = model
     chunks = []

@@ -97,7 +97,9 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.batch_size < 2:
-            raise ConfigError(f"batch_size must be at least 2 (a contrastive batch needs pairs), got {self.batch_size}")
+            raise ConfigError(
+                f"batch_size must be at least 2 (a contrastive batch needs pairs), got {self.batch_size}"
+            )
         if self.temperature is not None and not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.crop_scale is not None and not 0 < self.crop_scale <= 1:
