@@ -7,6 +7,7 @@ import pytest
 
 import minicon
 from minicon import Tensor, nn
+from minicon.backend import to_host
 
 
 def _images(xp, n, side, seed=0, dtype=np.float32):
@@ -25,11 +26,34 @@ def test_convnet_default_architecture(xp):
     assert _count(net) == 9 * (3 * 32 + 32 * 64 + 64 * 128 + 128 * 256) + 2 * (32 + 64 + 128 + 256)
     out = net(_images(xp, 2, 32))
     assert out.shape == (2, 256) and out.dtype == np.float32
-    assert [type(m).__name__ for m in net.features] == (["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d"] * 3
+    assert [type(m).__name__ for m in net.features] == (["Conv2d", "BatchNorm2d", "MaxPool2d", "ReLU"] * 3
                                                         + ["Conv2d", "BatchNorm2d", "ReLU"])
     assert list(net.state_dict())[:7] == [
         "features.0.weight", "features.1.weight", "features.1.bias", "features.1.running_mean",
         "features.1.running_var", "features.1.num_batches_tracked", "features.4.weight"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_convnet_pool_before_relu_equals_the_textbook_order(xp, seed):
+    """ConvNet pools before its ReLU; conv-BN-ReLU-pool must give the same output and gradients."""
+    minicon.manual_seed(seed)
+    net = nn.ConvNet(widths=(3, 4, 5)).double()
+    blocks = list(net.features)
+    textbook = nn.Sequential(*blocks[0:2], nn.ReLU(), nn.MaxPool2d(2), *blocks[4:6], nn.ReLU(), nn.MaxPool2d(2),
+                             *blocks[8:], net.pool, net.flatten)
+    x = np.random.default_rng(seed).standard_normal((4, 3, 8, 8))
+    x[0, :, :4, :4] = 0.0  # equal values in a window: ties after BN must route the gradient alike
+    upstream = xp.asarray(np.random.default_rng(seed + 10).standard_normal((4, 5)))
+    results = []
+    for model in (net, textbook):
+        net.zero_grad()
+        xt = Tensor(xp.asarray(x), requires_grad=True)
+        out = model(xt)
+        out.backward(upstream)
+        results.append([out.numpy(), to_host(xt.grad)]
+                       + [to_host(p.grad) for p in net.parameters()])
+    for ours, reference in zip(*results):
+        np.testing.assert_array_equal(ours, reference)
 
 
 def test_convnet_widths_and_input_errors(xp):
@@ -99,6 +123,7 @@ def test_convnet_and_head_pass_a_float64_gradcheck(xp):
 
 
 def _torch_convnet(torch, widths):
+    """The textbook order conv-BN-ReLU-pool; minicon pools first, which is equal (checked here too)."""
     tnn = torch.nn
     layers, c = [], 3
     for i, w in enumerate(widths):

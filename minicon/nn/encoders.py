@@ -31,6 +31,11 @@ class ConvNet(Module):
                 → [conv3×3(128)-BN-ReLU, maxpool 2] → 128×4×4
                 → [conv3×3(256)-BN-ReLU] → 256×4×4 → global average pool → 256
 
+    In the pooled blocks the max-pool runs before the ReLU: ReLU is monotone,
+    so ``maxpool(relu(x)) = relu(maxpool(x))``, gradient included (both send
+    the gradient to the window's first maximum, or nowhere when it is ≤ 0),
+    and the ReLU then touches a quarter of the values.
+
     about 0.39 M parameters and 15 M multiply-adds per image, so an epoch of
     CIFAR-10 trains in minutes on a laptop CPU. Convolutions have no bias
     (the batch norm that follows would cancel it).
@@ -60,9 +65,8 @@ class ConvNet(Module):
             raise ValueError(f"ConvNet: widths must be a non-empty sequence of positive ints, got {widths!r}")
         layers, channels = [], in_channels
         for i, width in enumerate(widths):
-            layers += [Conv2d(channels, width, 3, padding=1, bias=False), BatchNorm2d(width), ReLU()]
-            if i < len(widths) - 1:
-                layers.append(MaxPool2d(2))
+            layers += [Conv2d(channels, width, 3, padding=1, bias=False), BatchNorm2d(width)]
+            layers += [MaxPool2d(2), ReLU()] if i < len(widths) - 1 else [ReLU()]
             channels = width
         self.in_channels = in_channels
         self.min_side = 2 ** (len(widths) - 1)  # each max-pool halves H and W
