@@ -19,6 +19,7 @@ may use. :func:`set_num_threads` changes it at run time.
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -99,7 +100,7 @@ def over_batch(xp, x, body) -> list:
     if _state["pool"] is None:
         _state["pool"] = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="minicon")
     bounds = [n * i // blocks for i in range(blocks + 1)]
-    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    slices = [slice(a, b) for a, b in itertools.pairwise(bounds)]
     # The calling thread takes the first block instead of waiting idle.
     futures = [_state["pool"].submit(body, s) for s in slices[1:]]
     try:

@@ -1,5 +1,6 @@
 """over_batch: blocks cover the batch once, in order; thread settings; ReLU split over threads."""
 
+import itertools
 import threading
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_blocks_cover_the_first_axis_once_in_order(n, threads):
     slices = [s for s, _ in seen]
     assert len(slices) == min(n, threads)
     assert slices[0].start == 0 and slices[-1].stop == n
-    assert all(a.stop == b.start and a.start < a.stop for a, b in zip(slices, slices[1:]))
+    assert all(a.stop == b.start and a.start < a.stop for a, b in itertools.pairwise(slices))
     caller = threading.get_ident()
     assert seen[0][1] == caller and all(ident != caller for _, ident in seen[1:])  # pool threads
 

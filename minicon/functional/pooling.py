@@ -12,7 +12,15 @@ import math
 
 from ..autograd import Function
 from ..parallel import over_batch
-from .im2col import check_nchw, output_size, pad_nhwc, pair, to_nchw, to_nhwc, window_slice
+from .im2col import (
+    check_nchw,
+    output_size,
+    pad_nhwc,
+    pair,
+    to_nchw,
+    to_nhwc,
+    window_slice,
+)
 
 
 def _geometry(op: str, x, kernel_size, stride, padding):
