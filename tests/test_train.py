@@ -9,6 +9,7 @@ import pytest
 
 import minicon
 from minicon.train import Trainer, TrainingError
+from minicon.train.trainer import train_transform
 from minicon.train.config import ConfigError, TrainConfig
 
 
@@ -112,6 +113,17 @@ def test_config_errors_are_one_line():
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="batch_size must be at least 2"):
         tiny_config(batch_size=1).validate()
+    for bad in (4, 24.0, True):
+        with pytest.raises(ConfigError, match=f"crop_size must be an int of at least 8 pixels, got {bad!r}"):
+            tiny_config(crop_size=bad).validate()
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "clip"])
+def test_crop_size_sets_the_side_of_the_training_views(method):
+    images = tiny_data(4, 0)[0]
+    views = train_transform(tiny_config(method=method, crop_size=24, crop_scale=0.5).validate())(images)
+    views = views if method == "clip" else views[0]
+    assert views.shape == (4, 3, 24, 24) and views.dtype == np.float32
 
 
 @pytest.mark.parametrize("method", ["moco", "clip"])

@@ -84,7 +84,7 @@ def train_transform(config: TrainConfig):
     (:func:`minicon.augment.moco_v2_cifar`: the same steps, flip placed
     differently, same distribution).
     """
-    views = simclr_cifar(crop_scale=config.crop_scale)
+    views = simclr_cifar(size=config.crop_size, crop_scale=config.crop_scale)
     return views if config.method == "clip" else TwoViews(views)
 
 
