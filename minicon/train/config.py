@@ -50,9 +50,12 @@ class TrainConfig:
         default (SimCLR and CLIP 0.08, MoCo v2 0.2).
     crop_size : int
         Side in pixels of the augmented training views (RandomResizedCrop's
-        output). Below 32 every step is cheaper (24 pixels: about 0.56× the
-        pixels); the encoder's global pooling takes any size, and
-        evaluation always sees the 32×32 test images.
+        output), at least 8. Below 32 every step is cheaper (24 pixels: about
+        0.56× the pixels); the encoder's global pooling takes any size, and
+        evaluation always sees the whole 32×32 test images. Training smaller
+        than testing suits random resized crops, which enlarge objects
+        (Touvron et al., "Fixing the train-test resolution discrepancy",
+        NeurIPS 2019, arXiv:1906.06423).
     train_subset : int or None
         Train on the first this-many images of a fixed shuffle (None: all).
     knn_every : int
