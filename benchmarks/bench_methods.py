@@ -7,7 +7,7 @@ reports images per second and the implied time for one epoch of 50,000
 images. Runs on the current backend (``--backend cupy`` on a GPU).
 
 Run: ``MINICON_DATA_DIR=../shared/data python benchmarks/bench_methods.py [--steps 10]
-[--batch-size 256] [--backend numpy|cupy]``.
+[--batch-size 256] [--crop-size 32] [--methods simclr moco clip] [--backend numpy|cupy]``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from minicon.train import Trainer, TrainConfig
 
 def measure(method: str, args) -> tuple:
     config = TrainConfig(method=method, epochs=1, batch_size=args.batch_size, backend=args.backend,
+                         crop_size=args.crop_size,
                          train_subset=args.batch_size * (args.steps + 1), knn_every=0,
                          knn_train=256, knn_test=256)  # the monitor runs after the timed steps
     with tempfile.TemporaryDirectory() as folder:
@@ -40,11 +41,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--crop-size", type=int, default=32, help="side of the training views")
+    parser.add_argument("--methods", nargs="+", default=["simclr", "moco", "clip"],
+                        choices=("simclr", "moco", "clip"))
     parser.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
     args = parser.parse_args()
     start = time.perf_counter()
-    rows = [measure(method, args) for method in ("simclr", "moco", "clip")]
+    rows = [measure(method, args) for method in args.methods]
     print(f"machine: {machine()}; backend {args.backend}; batch {args.batch_size}; "
+          f"{args.crop_size}×{args.crop_size} views; "
           f"{args.steps} timed steps each ({time.perf_counter() - start:.0f} s in all)\n")
     print_table(["method", "images/s", "s/step", "min/epoch (50,000 images)"], rows)
 
