@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 import minicon
 import minicon.functional as F
-from minicon import Tensor, parallel
+from minicon import Tensor
 
 try:
     import torch
@@ -126,7 +126,6 @@ def main(argv=None) -> int:
     minicon.set_backend("numpy")
     clock = CLOCK[args.clock]
     rows = []
-    parallel.set_num_threads(args.threads)  # minicon's own elementwise kernels
     with threadpool_limits(args.threads):
         for name, fn, tfn, arrays, needs, gemms in cases(args.batch, rng):
             if args.only not in name:

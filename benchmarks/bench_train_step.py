@@ -32,7 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import minicon
-from minicon import Function, Tensor, nn, parallel
+from minicon import Function, Tensor, nn
 
 
 def build_minicon(seed: int = 0):
@@ -181,7 +181,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    parallel.set_num_threads(args.threads)  # minicon's own elementwise kernels
     with threadpool_limits(limits=args.threads):
         model = build_minicon()
         x = Tensor(np.random.default_rng(0).standard_normal((args.batch, 3, 32, 32)).astype(np.float32))

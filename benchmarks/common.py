@@ -9,13 +9,10 @@ import time
 
 
 def limit_threads(n: int = 2):
-    """Pin BLAS, minicon's own kernels (and PyTorch, if imported later) to ``n`` threads; returns the limiter."""
+    """Pin BLAS (and PyTorch, if imported later) to ``n`` threads; returns the limiter."""
     from threadpoolctl import threadpool_limits
 
-    from minicon import parallel
-
     os.environ.setdefault("OMP_NUM_THREADS", str(n))
-    parallel.set_num_threads(n)
     return threadpool_limits(limits=n)
 
 

@@ -10,7 +10,7 @@ import argparse
 import platform
 import sys
 
-from . import __version__, backend, parallel
+from . import __version__, backend
 
 
 class UserError(Exception):
@@ -31,8 +31,6 @@ def _cmd_info(args) -> int:
     else:
         print(f"cupy    unavailable: {why}")
     print(f"backend {backend.get_backend()} (MINICON_BACKEND or --backend)")
-    print(f"threads {parallel.num_threads()} for the elementwise work of BN, pooling, ReLU, im2col "
-          "(MINICON_NUM_THREADS, else OMP_/OPENBLAS_NUM_THREADS, else the CPUs)")
     return 0
 
 

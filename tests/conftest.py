@@ -5,14 +5,13 @@ NumPy and once with CuPy, skipping the CuPy run with the reason where CuPy or
 a GPU is missing. ``MINICON_TEST_BACKENDS=cupy`` (or ``numpy``) narrows it.
 """
 
-import contextlib
 import os
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 import minicon
-from minicon import backend, parallel
+from minicon import backend
 
 settings.register_profile(
     "ci", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
@@ -39,27 +38,3 @@ def xp(request):
 @pytest.fixture(autouse=True)
 def _seeded():
     minicon.manual_seed(0)
-
-
-@contextlib.contextmanager
-def forced_blocks(threads=3):
-    """Make ``over_batch`` split every array with N >= 2 into up to ``threads`` blocks."""
-    saved = parallel.MIN_ELEMENTS, parallel.num_threads()
-    parallel.MIN_ELEMENTS = 1
-    parallel.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        parallel.MIN_ELEMENTS = saved[0]
-        parallel.set_num_threads(saved[1])
-
-
-@pytest.fixture(scope="module", params=["whole batch", "batch in blocks"])
-def batch_blocks(request):
-    """Run a module's tests twice: ops on the whole batch, and split into blocks over threads.
-
-    Use with ``pytestmark = pytest.mark.usefixtures("batch_blocks")``; on CuPy
-    both runs are one block, as in the library.
-    """
-    with forced_blocks() if request.param == "batch in blocks" else contextlib.nullcontext():
-        yield

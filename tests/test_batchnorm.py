@@ -10,8 +10,6 @@ from minicon import Tensor, gradcheck, to_host
 
 from .reference import batch_norm_naive
 
-pytestmark = pytest.mark.usefixtures("batch_blocks")  # each test also with the batch split over threads
-
 
 @st.composite
 def bn_cases(draw):

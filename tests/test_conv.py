@@ -11,8 +11,6 @@ from minicon import Tensor, gradcheck, to_host
 
 from .reference import conv2d_backward_naive, conv2d_naive
 
-pytestmark = pytest.mark.usefixtures("batch_blocks")  # each test also with the batch split over threads
-
 
 @st.composite
 def conv_cases(draw, max_side=7):

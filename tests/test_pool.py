@@ -11,8 +11,6 @@ from minicon import Tensor, gradcheck, to_host
 from .reference import adaptive_avg_pool2d_naive, avg_pool2d_naive, max_pool2d_naive
 from .strategies import distinct
 
-pytestmark = pytest.mark.usefixtures("batch_blocks")  # each test also with the batch split over threads
-
 
 @st.composite
 def pool_cases(draw, max_side=8, ties=False):

@@ -22,9 +22,6 @@ Networks for Document Processing", IWFHR 2006 (im2col + GEMM).
 
 from __future__ import annotations
 
-from .. import backend
-from ..parallel import over_batch
-
 
 def pair(value, name: str, op: str, minimum: int) -> tuple:
     """``value`` (an int or a pair of ints) as ``(for H, for W)``.
@@ -110,7 +107,7 @@ def im2col(xp, xpad, kernel: tuple, stride: tuple, out_hw: tuple):
     xp.ndarray, shape (N·H'·W', K_h·K_w·C)
         Row ``(n, p, q)`` holds window (p, q) of image n, ordered
         (kernel row, kernel column, channel). Built as ONE copy of a strided
-        window view (no loop over pixels), the batch split over threads.
+        window view (no loop over pixels).
     """
     n, _, _, c = xpad.shape
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
@@ -118,13 +115,7 @@ def im2col(xp, xpad, kernel: tuple, stride: tuple, out_hw: tuple):
     windows = xp.lib.stride_tricks.as_strided(
         xpad, (n, ho, wo, kh, kw, c), (sn, sy * sh, sx * sw, sy, sx, sc)
     )
-    cols = xp.empty(windows.shape, dtype=xpad.dtype)
-
-    def block(s):
-        cols[s] = windows[s]
-
-    over_batch(xp, cols, block)
-    return cols.reshape(n * ho * wo, kh * kw * c)
+    return windows.reshape(n * ho * wo, kh * kw * c)
 
 
 def col2im_add(cols, out, kernel: tuple, stride: tuple, padding: tuple, out_hw: tuple) -> None:
@@ -140,8 +131,7 @@ def col2im_add(cols, out, kernel: tuple, stride: tuple, padding: tuple, out_hw: 
 
     Notes
     -----
-    One vectorized ``+=`` per kernel offset (i, j), the batch split over
-    threads (each image's pixels belong to one block): within one offset every
+    One vectorized ``+=`` per kernel offset (i, j): within one offset every
     window touches a different pixel, so the strided slice has no repeated
     element and the sum is exact on NumPy and CuPy alike (unlike a fancy-
     index ``a[idx] += v``, which keeps only one of repeated writes).
@@ -149,15 +139,11 @@ def col2im_add(cols, out, kernel: tuple, stride: tuple, padding: tuple, out_hw: 
     n, h, w, c = out.shape
     (kh, kw), (ho, wo) = kernel, out_hw
     cols = cols.reshape(n, ho, wo, kh, kw, c)
-    offsets = [(i, j, *_inside(i, padding[0], stride[0], ho, h), *_inside(j, padding[1], stride[1], wo, w))
-               for i in range(kh) for j in range(kw)]
-
-    def block(s):
-        image, window = out[s], cols[s]
-        for i, j, rows, grad_rows, columns, grad_columns in offsets:
-            image[:, rows, columns, :] += window[:, grad_rows, grad_columns, i, j, :]
-
-    over_batch(backend.array_module(out), out, block)
+    for i in range(kh):
+        rows, grad_rows = _inside(i, padding[0], stride[0], ho, h)
+        for j in range(kw):
+            columns, grad_columns = _inside(j, padding[1], stride[1], wo, w)
+            out[:, rows, columns, :] += cols[:, grad_rows, grad_columns, i, j, :]
 
 
 def _inside(offset: int, pad: int, step: int, out_size: int, size: int) -> tuple:

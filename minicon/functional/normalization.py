@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..autograd import Function, Tensor
-from ..parallel import over_batch
 from .im2col import channel_sum, to_nchw, to_nhwc
 
 
@@ -48,9 +47,7 @@ class BatchNorm(Function):
     μ, 1/σ̂ and γ/σ̂ per channel. Backward recentres x in the buffer that
     becomes grad_x, and x̂ = (x - μ)/σ̂ is never formed: 1/σ̂ is folded into
     per-channel factors. Forward builds the output in place in its one
-    buffer (x - μ, then ·γ/σ̂, then +β). The elementwise passes split the
-    rows over threads (:func:`minicon.parallel.over_batch`), each block
-    returning its part of the channel sums.
+    buffer (x - μ, then ·γ/σ̂, then +β).
 
     References
     ----------
@@ -76,41 +73,31 @@ class BatchNorm(Function):
                 )
         rows = _rows(x)
         m = rows.shape[0]
-        if training and m < 2:
-            raise ValueError(
-                f"batch_norm: training needs more than one value per channel, got input shape {x.shape}"
-            )
-        if not training and (running_mean is None or running_var is None):
-            raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
         if training:
+            if m < 2:
+                raise ValueError(
+                    f"batch_norm: training needs more than one value per channel, got input shape {x.shape}"
+                )
             mean = channel_sum(xp, rows) / m
-        else:
-            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
-        out = xp.empty_like(rows)
-
-        def centre(s):
-            xp.subtract(rows[s], mean, out=out[s])
+            out = rows - mean
             # Two passes (centre, then square) keep float32 exact where E[x²] - μ² would cancel.
-            return xp.einsum("mc,mc->c", out[s], out[s]) if training else None
-
-        squares = over_batch(xp, rows, centre)
-        if training:
-            var = sum(squares) / m
+            var = xp.einsum("mc,mc->c", out, out) / m
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
             if running_var is not None:
                 running_var *= 1 - momentum
                 running_var += (momentum * m / (m - 1)) * var
+        else:
+            if running_mean is None or running_var is None:
+                raise ValueError("batch_norm: eval mode (training=False) needs running_mean and running_var")
+            mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+            out = rows - mean
         inv_std = 1 / xp.sqrt(var + eps)
         scale = inv_std if weight is None else weight * inv_std
-
-        def affine(s):
-            out[s] *= scale
-            if bias is not None:
-                out[s] += bias
-
-        over_batch(xp, out, affine)
+        out *= scale
+        if bias is not None:
+            out += bias
         ctx.save_for_backward(rows, mean, inv_std, scale)
         ctx.training, ctx.shape = training, x.shape
         return _unrows(out, x.shape)
@@ -125,26 +112,15 @@ class BatchNorm(Function):
         grad_bias = channel_sum(xp, g)
         grad_x = grad_weight = None
         if ctx.training or needs[1]:
-            centred = xp.empty_like(rows)
-
-            def centre(s):
-                xp.subtract(rows[s], mean, out=centred[s])
-                return xp.einsum("mc,mc->c", g[s], centred[s])
-
-            grad_weight = sum(over_batch(xp, rows, centre)) * inv_std
+            centred = rows - mean
+            grad_weight = xp.einsum("mc,mc->c", g, centred) * inv_std
         if needs[0] and ctx.training:
             # (γ/σ̂)(g - grad_β/M - x̂ grad_γ/M) with x̂ = centred/σ̂, in place on one buffer.
             grad_x = centred
-            per_value, offset = inv_std * grad_weight / m, grad_bias / m
-
-            def combine(s):
-                block = grad_x[s]
-                block *= per_value
-                block += offset
-                xp.subtract(g[s], block, out=block)
-                block *= scale
-
-            over_batch(xp, grad_x, combine)
+            grad_x *= inv_std * grad_weight / m
+            grad_x += grad_bias / m
+            xp.subtract(g, grad_x, out=grad_x)
+            grad_x *= scale
         elif needs[0]:
             grad_x = g * scale
         return (

@@ -11,16 +11,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import Function
-from ..parallel import over_batch
-from .im2col import (
-    check_nchw,
-    output_size,
-    pad_nhwc,
-    pair,
-    to_nchw,
-    to_nhwc,
-    window_slice,
-)
+from .im2col import check_nchw, output_size, pad_nhwc, pair, to_nchw, to_nhwc, window_slice
 
 
 def _geometry(op: str, x, kernel_size, stride, padding):
@@ -60,8 +51,6 @@ class MaxPool2d(Function):
     Shapes: x (N, C, H, W); out (N, C, H', W'), H' = (H + 2P - K_h)//S + 1.
     Saves: the padded input (a view of x when P = 0) and the output, to find
     the maxima again in backward instead of storing an index per window.
-    Forward and backward split the batch over threads
-    (:func:`minicon.parallel.over_batch`).
 
     References
     ----------
@@ -73,19 +62,10 @@ class MaxPool2d(Function):
         xp = ctx.xp
         kernel, stride, padding, out_hw = _geometry("max_pool2d", x, kernel_size, stride, padding)
         xpad = pad_nhwc(xp, to_nhwc(x), padding, fill=-math.inf)
-        slices = [window_slice(offset, out_hw, stride) for offset in _offsets(kernel)]
-        out = xp.empty((x.shape[0], *out_hw, x.shape[1]), dtype=x.dtype)
-
-        def block(s):
-            source, target = xpad[s], out[s]
-            if len(slices) == 1:
-                target[...] = source[slices[0]]
-            else:
-                xp.maximum(source[slices[0]], source[slices[1]], out=target)
-            for window in slices[2:]:
-                xp.maximum(target, source[window], out=target)
-
-        over_batch(xp, xpad, block)
+        windows = [xpad[window_slice(offset, out_hw, stride)] for offset in _offsets(kernel)]
+        out = windows[0].copy() if len(windows) == 1 else xp.maximum(windows[0], windows[1])
+        for window in windows[2:]:
+            xp.maximum(out, window, out=out)
         ctx.save_for_backward(xpad, out)
         ctx.geometry = (kernel, stride, padding, out_hw, x.shape[2:])
         return to_nchw(out)
@@ -101,25 +81,19 @@ class MaxPool2d(Function):
             out_hw[0] * kernel[0], out_hw[1] * kernel[1])
         # Exactly tiled windows write every pixel once: no zero fill needed.
         grad_pad = (xp.empty if tiled else xp.zeros)(xpad.shape, dtype=g.dtype)
-        g = to_nhwc(g)
-
-        def block(s):
-            source, maxima, grad = xpad[s], out[s], grad_pad[s]
-            remaining = g[s]
-            hit = xp.empty(maxima.shape, dtype=bool)
-            share = xp.empty(maxima.shape, dtype=g.dtype) if overlap else None
-            for k, offset in enumerate(offsets):
-                window = window_slice(offset, out_hw, stride)
-                xp.equal(source[window], maxima, out=hit)
-                # Disjoint windows write their share straight into place; overlapping ones add.
-                target = share if overlap else grad[window]
-                xp.multiply(remaining, hit, out=target)
-                if overlap:
-                    grad[window] += share
-                if k + 1 < len(offsets):
-                    remaining = remaining - target if k == 0 else xp.subtract(remaining, target, out=remaining)
-
-        over_batch(xp, xpad, block)
+        remaining = to_nhwc(g)
+        hit = xp.empty(out.shape, dtype=bool)
+        share = xp.empty(out.shape, dtype=g.dtype) if overlap else None
+        for k, offset in enumerate(offsets):
+            window = window_slice(offset, out_hw, stride)
+            xp.equal(xpad[window], out, out=hit)
+            # Disjoint windows write their share straight into place; overlapping ones add.
+            target = share if overlap else grad_pad[window]
+            xp.multiply(remaining, hit, out=target)
+            if overlap:
+                grad_pad[window] += share
+            if k + 1 < len(offsets):
+                remaining = remaining - target if k == 0 else xp.subtract(remaining, target, out=remaining)
         return _crop(grad_pad, padding, hw)
 
 

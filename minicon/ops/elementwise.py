@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Function, unbroadcast
-from ..parallel import over_batch
 
 
 def _shape(a) -> tuple:
@@ -231,31 +230,17 @@ class Clip(Function):
 
 
 class ReLU(Function):
-    """``out = max(x, 0)``. Gradient: 1 where x > 0, else 0 (0 at the kink). Saves: the mask.
-
-    Both passes split the batch over threads (:func:`minicon.parallel.over_batch`).
-    """
+    """``out = max(x, 0)``. Gradient: 1 where x > 0, else 0 (0 at the kink). Saves: the mask."""
 
     @staticmethod
     def forward(ctx, x):
-        xp = ctx.xp
-        mask, out = xp.empty_like(x, dtype=bool), xp.empty_like(x)
-
-        def block(s):
-            xp.greater(x[s], 0, out=mask[s])
-            xp.maximum(x[s], 0, out=out[s])
-
-        over_batch(xp, x, block)
-        ctx.save_for_backward(mask)
-        return out
+        ctx.save_for_backward(x > 0)
+        return ctx.xp.maximum(x, 0)
 
     @staticmethod
     def backward(ctx, g):
-        xp = ctx.xp
         (mask,) = ctx.saved
-        grad = xp.empty_like(g)
-        over_batch(xp, g, lambda s: xp.multiply(g[s], mask[s], out=grad[s]))
-        return grad
+        return g * mask
 
 
 class Sigmoid(Function):
