@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-scale", type=float,
                    help="smallest crop area, a fraction (default: SimCLR/CLIP 0.08, MoCo 0.2)")
     p.add_argument("--crop-size", type=int,
-                   help="side of the training views in pixels, >= 8 (default 32; smaller is faster)")
+                   help="side of the training views in pixels, >= 8 (default 24; smaller is faster)")
     p.add_argument("--train-subset", type=int, help="train on this many images (a quick run)")
     p.add_argument("--knn-every", type=int, help="epochs between kNN-monitor evaluations")
     p.add_argument("--seed", type=int)

@@ -24,6 +24,11 @@ class ConfigError(ValueError):
 class TrainConfig:
     """Everything a run depends on.
 
+    The defaults are the laptop preset of a bare ``minicon train``: SimCLR
+    with the ConvNet, 10 epochs of 24×24 views, about half an hour on two
+    CPU cores. At equal time, smaller views and more epochs beat 32×32 views
+    (README, Results: 64.6% against 61.3% linear-probe accuracy).
+
     Attributes
     ----------
     method, encoder : str
@@ -50,8 +55,8 @@ class TrainConfig:
         default (SimCLR and CLIP 0.08, MoCo v2 0.2).
     crop_size : int
         Side in pixels of the augmented training views (RandomResizedCrop's
-        output), at least 8. Below 32 every step is cheaper (24 pixels: about
-        0.56× the pixels); the encoder's global pooling takes any size, and
+        output), at least 8 (default 24). Below 32 every step is cheaper (24
+        pixels: 0.56× the pixels); the encoder's global pooling takes any size, and
         evaluation always sees the whole 32×32 test images. Training smaller
         than testing suits random resized crops, which enlarge objects
         (Touvron et al., "Fixing the train-test resolution discrepancy",
@@ -74,7 +79,7 @@ class TrainConfig:
 
     method: str = "simclr"
     encoder: str = "convnet"
-    epochs: int = 6
+    epochs: int = 10
     batch_size: int = 256
     lr: float = 1e-3
     optimizer: str = "adam"
@@ -83,7 +88,7 @@ class TrainConfig:
     temperature: float | None = None
     widths: list = field(default_factory=lambda: [32, 64, 128, 256])
     crop_scale: float | None = None
-    crop_size: int = 32
+    crop_size: int = 24
     train_subset: int | None = None
     knn_every: int = 1
     knn_train: int = 10_000
