@@ -7,7 +7,7 @@ reports images per second and the implied time for one epoch of 50,000
 images. Runs on the current backend (``--backend cupy`` on a GPU).
 
 Run: ``MINICON_DATA_DIR=../shared/data python benchmarks/bench_methods.py [--steps 10]
-[--batch-size 256] [--crop-size 32] [--methods simclr moco clip] [--backend numpy|cupy]``.
+[--batch-size 256] [--crop-size 24] [--methods simclr moco clip] [--backend numpy|cupy]``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--crop-size", type=int, default=32, help="side of the training views")
+    parser.add_argument("--crop-size", type=int, default=TrainConfig().crop_size,
+                        help="side of the training views (default: the preset's)")
     parser.add_argument("--methods", nargs="+", default=["simclr", "moco", "clip"],
                         choices=("simclr", "moco", "clip"))
     parser.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
