@@ -1,7 +1,8 @@
 """Per-layer forward + backward times of the ConvNet encoder's ops, against references.
 
 Shapes are those of the default ConvNet (conv3x3-BN-ReLU blocks of widths
-32-64-128-256, 2×2 max-pool between blocks, global average pool) on a batch
+32-64-128-256, 2×2 max-pool between blocks, global average pool; timed in
+the textbook order, ReLU before max-pool, though the ConvNet pools first) on a batch
 of N = 512 images of 32×32, float32, two threads. For every op it times one
 forward and one backward (minimum over repeats, in milliseconds) and prints:
 

@@ -26,12 +26,12 @@ def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):
     config.write_text("[train]\nwidths = [8, 16]\nknn_train = 512\nknn_test = 256\nwarmup_epochs = 0.5\n")
     run = tmp_path / "run"
     args = ["train", "--train-subset", "512", "--epochs", "2", "--batch-size", "128",
-            "--data-dir", data_dir, "--out", str(run), "--config", str(config), "--crop-size", "24"]
+            "--data-dir", data_dir, "--out", str(run), "--config", str(config), "--crop-size", "20"]
     assert main(args + ["--crop-scale", "0.3"]) == 0
     out = capsys.readouterr().out
     assert f"into {run}" in out and "kNN top-1" in out
     resolved = json.loads((run / "config.json").read_text())
-    assert (resolved["crop_scale"], resolved["crop_size"]) == (0.3, 24)  # the flags beat the defaults
+    assert (resolved["crop_scale"], resolved["crop_size"]) == (0.3, 20)  # the flags beat the defaults
     assert main(args + ["--crop-scale", "0.3"]) == 2  # the folder now holds this run
     assert "already holds this run" in capsys.readouterr().err
     assert main(args + ["--crop-scale", "0.3", "--resume"]) == 0  # finished: nothing to do, no traceback

@@ -43,6 +43,24 @@ def test_max_pool2d_matches_naive_loops_with_ties(xp, case):
     np.testing.assert_allclose(to_host(tx.grad), expected_grad, atol=1e-12)
 
 
+@given(case=pool_cases(ties=True))
+def test_max_pool2d_and_relu_commute_gradient_included(xp, case):
+    """relu(maxpool(x)) = maxpool(relu(x)), the order the ConvNet relies on.
+
+    The grid values make exact zeros, all-negative windows and positive ties
+    common; both orders must send each window's gradient to the same element.
+    """
+    x, g, k, s, p = case
+    results = []
+    for pool_first in (True, False):
+        tx = _leaf(xp, x)
+        out = F.relu(F.max_pool2d(tx, k, s, p)) if pool_first else F.max_pool2d(F.relu(tx), k, s, p)
+        out.backward(xp.asarray(g))
+        results.append((to_host(out.data), to_host(tx.grad)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
 @given(case=pool_cases())
 def test_avg_pool2d_matches_naive_loops(xp, case):
     x, g, k, s, p = case

@@ -118,12 +118,24 @@ def test_config_errors_are_one_line():
             tiny_config(crop_size=bad).validate()
 
 
+def test_crop_size_must_survive_the_convnet_pools_and_old_runs_read_as_32(tmp_path):
+    with pytest.raises(ConfigError, match="crop_size 8 is too small for a ConvNet of 5 blocks: its views need "
+                                          "at least 16 pixels"):
+        tiny_config(widths=[4, 4, 4, 4, 4], crop_size=8).validate()
+    tiny_config(widths=[4, 4, 4, 4, 4], crop_size=16).validate()
+    old = tiny_config().to_dict()
+    del old["crop_size"]  # a config.json written before crop_size existed
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert TrainConfig.from_run(tmp_path / "config.json").crop_size == 32
+    assert TrainConfig().crop_size == 24
+
+
 @pytest.mark.parametrize("method", ["simclr", "moco", "clip"])
 def test_crop_size_sets_the_side_of_the_training_views(method):
     images = tiny_data(4, 0)[0]
-    views = train_transform(tiny_config(method=method, crop_size=24, crop_scale=0.5).validate())(images)
+    views = train_transform(tiny_config(method=method, crop_size=20, crop_scale=0.5).validate())(images)
     views = views if method == "clip" else views[0]
-    assert views.shape == (4, 3, 24, 24) and views.dtype == np.float32
+    assert views.shape == (4, 3, 20, 20) and views.dtype == np.float32
 
 
 @pytest.mark.parametrize("method", ["moco", "clip"])

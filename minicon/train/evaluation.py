@@ -17,7 +17,7 @@ from ..augment import ToFloat, TwoViews, simclr_cifar
 from ..data import load_cifar10
 from ..evaluate import extract_features, knn_accuracy, linear_probe, raw_pixels, zero_shot_accuracy
 from .checkpoint import load_checkpoint
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, method_defaults
 from .trainer import build_model
 from .trainer import subset as subset_of
 
@@ -31,7 +31,7 @@ def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise ConfigError(f"{run_dir} is not a run folder (no config.json)")
-    config = TrainConfig.from_dict(json.loads(config_path.read_text()))
+    config = TrainConfig.from_run(config_path)
     path = run_dir / f"{checkpoint}.npz"
     if not path.exists():
         raise ConfigError(f"{run_dir} has no {checkpoint}.npz checkpoint yet")
@@ -118,10 +118,14 @@ def format_report(report: dict) -> str:
 
 
 def plot_run(run_dir: Path, data_dir=None) -> list:
-    """Save ``curves.png``, ``similarity.png`` and ``augmentations.png`` into the run folder."""
+    """Save ``curves.png``, ``similarity.png`` and ``augmentations.png`` into the run folder.
+
+    The heatmap compares two standard SimCLR views (32×32) of test images;
+    the grid shows the run's own training views (its crop size and scale).
+    """
     from ..plots import augmentation_grid, similarity_heatmap, training_curves
 
-    _, model, (test_x, test_y, names) = _restore(run_dir, data_dir=data_dir)
+    config, model, (test_x, test_y, names) = _restore(run_dir, data_dir=data_dir)
     saved = []
     fig = training_curves(run_dir)
     fig.savefig(run_dir / "curves.png", dpi=120)
@@ -130,7 +134,9 @@ def plot_run(run_dir: Path, data_dir=None) -> list:
     z1, z2 = (extract_features(model, v, projected=True) for v in (v1, v2))
     similarity_heatmap(z1, z2).savefig(run_dir / "similarity.png", dpi=120)
     saved.append(run_dir / "similarity.png")
-    augmentation_grid(test_x, simclr_cifar(), labels=test_y, class_names=names).savefig(
+    crop_scale = config.crop_scale or method_defaults(config.method)["crop_scale"]
+    views = simclr_cifar(size=config.crop_size, crop_scale=crop_scale)  # the run's own views
+    augmentation_grid(test_x, views, labels=test_y, class_names=names).savefig(
         run_dir / "augmentations.png", dpi=120)
     saved.append(run_dir / "augmentations.png")
     return saved

@@ -170,7 +170,7 @@ class Trainer:
             if resume:
                 raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
             return
-        previous = TrainConfig.from_dict(json.loads(path.read_text()))
+        previous = TrainConfig.from_run(path)
         differ = previous.differences(self.config)
         if differ:
             raise ConfigError(
@@ -218,7 +218,12 @@ class Trainer:
         return path
 
     def monitor(self) -> dict:
-        """kNN accuracy (encoder features h) on a fixed test subset; collapse diagnostics of the projections z."""
+        """kNN accuracy (encoder features h) on a fixed test subset; collapse diagnostics of the projections z.
+
+        The diagnostics use two standard SimCLR views (32×32, crops of 8–100%)
+        of 512 test images whatever the run's own crop settings, so that runs
+        compare with each other.
+        """
         cfg = self.config
         train_x, train_y = subset(self.train_images, self.train_labels, cfg.knn_train, cfg.seed + 1)
         test_x, test_y = subset(self.test_images, self.test_labels, cfg.knn_test, cfg.seed + 2)
