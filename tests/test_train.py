@@ -9,8 +9,8 @@ import pytest
 
 import minicon
 from minicon.train import Trainer, TrainingError
-from minicon.train.trainer import train_transform
 from minicon.train.config import ConfigError, TrainConfig
+from minicon.train.trainer import train_transform
 
 
 def tiny_data(n, seed):
