@@ -17,8 +17,8 @@ from ..augment import ToFloat, TwoViews, simclr_cifar
 from ..data import load_cifar10
 from ..evaluate import extract_features, knn_accuracy, linear_probe, raw_pixels, zero_shot_accuracy
 from .checkpoint import load_checkpoint
-from .config import ConfigError, TrainConfig, method_defaults
-from .trainer import build_model
+from .config import ConfigError, TrainConfig
+from .trainer import build_model, view_transform
 from .trainer import subset as subset_of
 
 
@@ -134,9 +134,7 @@ def plot_run(run_dir: Path, data_dir=None) -> list:
     z1, z2 = (extract_features(model, v, projected=True) for v in (v1, v2))
     similarity_heatmap(z1, z2).savefig(run_dir / "similarity.png", dpi=120)
     saved.append(run_dir / "similarity.png")
-    crop_scale = config.crop_scale or method_defaults(config.method)["crop_scale"]
-    views = simclr_cifar(size=config.crop_size, crop_scale=crop_scale)  # the run's own views
-    augmentation_grid(test_x, views, labels=test_y, class_names=names).savefig(
+    augmentation_grid(test_x, view_transform(config), labels=test_y, class_names=names).savefig(
         run_dir / "augmentations.png", dpi=120)
     saved.append(run_dir / "augmentations.png")
     return saved

@@ -77,14 +77,26 @@ def build_optimizer(config: TrainConfig, params):
     return LARS(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def train_transform(config: TrainConfig):
-    """The augmentation of one training batch: two views (one for CLIP) of the SimCLR CIFAR recipe.
+def view_transform(config: TrainConfig):
+    """One augmented view of a run's recipe: SimCLR's CIFAR augmentation at the run's crop size and scale.
 
-    With MoCo's default ``crop_scale`` 0.2 it is MoCo v2's aug+ without blur
-    (:func:`minicon.augment.moco_v2_cifar`: the same steps, flip placed
-    differently, same distribution).
+    A ``crop_scale`` of None (a config not yet resolved, or an old run's)
+    takes the method's default. With MoCo's default 0.2 it is MoCo v2's aug+
+    without blur (:func:`minicon.augment.moco_v2_cifar`: the same steps, flip
+    placed differently, same distribution).
+
+    Returns
+    -------
+    Compose
+        (N, 3, 32, 32) uint8 or float → (N, 3, crop_size, crop_size) float32 in [0, 1].
     """
-    views = simclr_cifar(size=config.crop_size, crop_scale=config.crop_scale)
+    crop_scale = config.crop_scale or method_defaults(config.method)["crop_scale"]
+    return simclr_cifar(size=config.crop_size, crop_scale=crop_scale)
+
+
+def train_transform(config: TrainConfig):
+    """The augmentation of one training batch: two :func:`view_transform` views (one for CLIP)."""
+    views = view_transform(config)
     return views if config.method == "clip" else TwoViews(views)
 
 
