@@ -1,13 +1,14 @@
 """End to end: training images per second and time per epoch of each method.
 
-For SimCLR, MoCo and CLIP with the default ConvNet, times ``--steps`` full
+For SimCLR, MoCo and CLIP with the preset's ConvNet, times ``--steps`` full
 training steps (augmentation in the prefetching loader, forward, backward,
 optimizer) of the real trainer on real CIFAR-10 after one warm-up step, and
 reports images per second and the implied time for one epoch of 50,000
 images. Runs on the current backend (``--backend cupy`` on a GPU).
 
 Run: ``MINICON_DATA_DIR=../shared/data python benchmarks/bench_methods.py [--steps 10]
-[--batch-size 256] [--crop-size 24] [--methods simclr moco clip] [--backend numpy|cupy]``.
+[--batch-size 256] [--crop-size 24] [--widths 32 64 128 512] [--methods simclr moco clip]
+[--backend numpy|cupy]``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from minicon.train import Trainer, TrainConfig
 
 def measure(method: str, args) -> tuple:
     config = TrainConfig(method=method, epochs=1, batch_size=args.batch_size, backend=args.backend,
-                         crop_size=args.crop_size,
+                         crop_size=args.crop_size, widths=args.widths,
                          train_subset=args.batch_size * (args.steps + 1), knn_every=0,
                          knn_train=256, knn_test=256)  # the monitor runs after the timed steps
     with tempfile.TemporaryDirectory() as folder:
@@ -43,6 +44,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--crop-size", type=int, default=TrainConfig().crop_size,
                         help="side of the training views (default: the preset's)")
+    parser.add_argument("--widths", type=int, nargs="+", default=TrainConfig().widths,
+                        help="ConvNet channels per block (default: the preset's)")
     parser.add_argument("--methods", nargs="+", default=["simclr", "moco", "clip"],
                         choices=("simclr", "moco", "clip"))
     parser.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
@@ -50,7 +53,7 @@ def main() -> None:
     start = time.perf_counter()
     rows = [measure(method, args) for method in args.methods]
     print(f"machine: {machine()}; backend {args.backend}; batch {args.batch_size}; "
-          f"{args.crop_size}×{args.crop_size} views; "
+          f"{args.crop_size}×{args.crop_size} views; ConvNet {'-'.join(map(str, args.widths))}; "
           f"{args.steps} timed steps each ({time.perf_counter() - start:.0f} s in all)\n")
     print_table(["method", "images/s", "s/step", "min/epoch (50,000 images)"], rows)
 

@@ -121,7 +121,7 @@ def _train_config(args):
         "batch_size": args.batch_size, "lr": args.lr, "temperature": args.temperature,
         "optimizer": args.optimizer, "train_subset": args.train_subset, "seed": args.seed,
         "data_dir": args.data_dir, "backend": args.backend, "knn_every": args.knn_every,
-        "crop_scale": args.crop_scale, "crop_size": args.crop_size,
+        "crop_scale": args.crop_scale, "crop_size": args.crop_size, "widths": args.widths,
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     values.setdefault("backend", backend.get_backend())
@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smallest crop area, a fraction (default: SimCLR/CLIP 0.08, MoCo 0.2)")
     p.add_argument("--crop-size", type=int,
                    help="side of the training views in pixels, >= 8 (default 24; smaller is faster)")
+    p.add_argument("--widths", type=int, nargs="+", metavar="W",
+                   help="ConvNet channels per block (default: 32 64 128 512)")
     p.add_argument("--train-subset", type=int, help="train on this many images (a quick run)")
     p.add_argument("--knn-every", type=int, help="epochs between kNN-monitor evaluations")
     p.add_argument("--seed", type=int)

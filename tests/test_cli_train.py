@@ -26,12 +26,14 @@ def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):
     config.write_text("[train]\nwidths = [8, 16]\nknn_train = 512\nknn_test = 256\nwarmup_epochs = 0.5\n")
     run = tmp_path / "run"
     args = ["train", "--train-subset", "512", "--epochs", "2", "--batch-size", "128",
-            "--data-dir", data_dir, "--out", str(run), "--config", str(config), "--crop-size", "20"]
+            "--data-dir", data_dir, "--out", str(run), "--config", str(config), "--crop-size", "20",
+            "--widths", "8", "12"]
     assert main(args + ["--crop-scale", "0.3"]) == 0
     out = capsys.readouterr().out
     assert f"into {run}" in out and "kNN top-1" in out
     resolved = json.loads((run / "config.json").read_text())
     assert (resolved["crop_scale"], resolved["crop_size"]) == (0.3, 20)  # the flags beat the defaults
+    assert resolved["widths"] == [8, 12]  # and the TOML file
     assert main(args + ["--crop-scale", "0.3"]) == 2  # the folder now holds this run
     assert "already holds this run" in capsys.readouterr().err
     assert main(args + ["--crop-scale", "0.3", "--resume"]) == 0  # finished: nothing to do, no traceback
@@ -58,6 +60,8 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "minicon: error: crop_scale must be in (0, 1], got 1.5"
     assert main(["train", "--crop-size", "4", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "minicon: error: crop_size must be an int of at least 8 pixels, got 4"
+    assert main(["train", "--widths", "32", "0", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "minicon: error: widths must be a non-empty list of positive ints, got [32, 0]"
     assert main(["eval", str(tmp_path / "nothing")]) == 2
     assert "is not a run folder" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2
