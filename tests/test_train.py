@@ -49,7 +49,7 @@ def test_fit_writes_the_run_folder(tmp_path):
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert 0 <= result["knn_top1"] <= 1 and result["effective_rank"] >= 1
     resolved = json.loads((run / "config.json").read_text())
-    assert (resolved["temperature"], resolved["crop_scale"]) == (0.5, 0.08)  # SimCLR's defaults filled in
+    assert (resolved["temperature"], resolved["crop_scale"]) == (0.2, 0.08)  # SimCLR's preset filled in
 
 
 def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path):

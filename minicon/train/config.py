@@ -26,9 +26,10 @@ class TrainConfig:
     """Everything a run depends on.
 
     The defaults are the laptop preset of a bare ``minicon train``: SimCLR
-    with the ConvNet, 10 epochs of 24×24 views, about half an hour on two
-    CPU cores. At equal time, smaller views and more epochs beat 32×32 views
-    (README, Results: 64.0% against 61.3% linear-probe accuracy).
+    (τ = 0.2) with a ConvNet 32-64-128-512, 10 epochs of 24×24 views, about
+    half an hour on two CPU cores (README, Results: 67.9% linear probe,
+    59.2% kNN). At equal time, smaller views and more epochs beat 32×32
+    views (64.0% against 61.3% with the 256-d ConvNet).
 
     Attributes
     ----------
@@ -47,10 +48,13 @@ class TrainConfig:
     warmup_epochs : float
         Linear warmup length, then cosine decay to 0 at the last step.
     temperature : float or None
-        τ of the loss; None takes the method's default (SimCLR 0.5, MoCo 0.1,
-        CLIP's learnable scale starts at 1/0.07).
+        τ of the loss; None takes the method's preset (SimCLR 0.2, MoCo 0.1,
+        CLIP's learnable scale starts at 1/0.07; see :func:`method_defaults`).
     widths : list of int
-        Channel widths of the ConvNet encoder.
+        Channel widths of the ConvNet encoder (preset 32-64-128-512: the last
+        block at 512 instead of the ``ConvNet`` default 256 doubles the
+        features a probe reads for about 12% more time per step, and on the
+        preset raised the linear probe from 64.9% to 67.8%; README, Results).
     crop_scale : float or None
         Smallest crop area of RandomResizedCrop; None takes the method's
         default (SimCLR and CLIP 0.08, MoCo v2 0.2).
@@ -87,7 +91,7 @@ class TrainConfig:
     weight_decay: float = 1e-6
     warmup_epochs: float = 1.0
     temperature: float | None = None
-    widths: list = field(default_factory=lambda: [32, 64, 128, 256])
+    widths: list = field(default_factory=lambda: [32, 64, 128, 512])
     crop_scale: float | None = None
     crop_size: int = 24
     train_subset: int | None = None
@@ -121,6 +125,8 @@ class TrainConfig:
             raise ConfigError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
         if isinstance(self.crop_size, bool) or not isinstance(self.crop_size, int) or self.crop_size < 8:
             raise ConfigError(f"crop_size must be an int of at least 8 pixels, got {self.crop_size!r}")
+        if not self.widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
+            raise ConfigError(f"widths must be a non-empty list of positive ints, got {self.widths!r}")
         smallest = 2 ** (len(self.widths) - 1)  # each of the ConvNet's max-pools halves the side
         if self.encoder == "convnet" and self.crop_size < smallest:
             raise ConfigError(f"crop_size {self.crop_size} is too small for a ConvNet of {len(self.widths)} "
@@ -187,9 +193,15 @@ def load_toml(path) -> dict:
 
 
 def method_defaults(method: str) -> dict:
-    """Per-method defaults applied where the user gave no value (sources in each method)."""
+    """Per-method defaults applied where the user gave no value (sources in each method).
+
+    SimCLR's τ is 0.2 here, not the 0.5 of its paper's long CIFAR-10 runs
+    (appendix B.9) that ``SimCLR`` itself defaults to: on the 10-epoch
+    preset, two seeds gave 58.5% and 58.1% kNN, 64.9% and 65.4% linear probe,
+    against 56.1% / 64.0% (and 56.3% / 64.6%) with τ = 0.5 (README, Results).
+    """
     return {
-        "simclr": {"temperature": 0.5, "crop_scale": 0.08},
+        "simclr": {"temperature": 0.2, "crop_scale": 0.08},
         "moco": {"temperature": 0.1, "crop_scale": 0.2},
         "clip": {"temperature": None, "crop_scale": 0.08},
     }[method]
