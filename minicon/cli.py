@@ -113,9 +113,16 @@ def _cmd_augment_grid(args) -> int:
 
 
 def _train_config(args):
+    """The run's config: flags over the TOML file over the defaults, or, on ``--resume``,
+    over the run's own ``config.json``, so a run resumes as it was started even after
+    the defaults have changed."""
+    from pathlib import Path
+
     from .train.config import TrainConfig, load_toml
 
-    values = load_toml(args.config) if args.config else {}
+    saved = Path(args.out) / "config.json" if args.resume and args.out else None
+    values = TrainConfig.from_run(saved).to_dict() if saved and saved.exists() else {}
+    values.update(load_toml(args.config) if args.config else {})
     flags = {
         "method": args.method, "encoder": args.encoder, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "temperature": args.temperature,
@@ -200,14 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="passes over the training set")
     p.add_argument("--batch-size", type=int, help="images per step")
     p.add_argument("--lr", type=float, help="peak learning rate (after warmup)")
-    p.add_argument("--temperature", type=float, help="τ of the loss (default: the method's)")
+    p.add_argument("--temperature", type=float,
+                   help="τ of the loss (default: SimCLR 0.2, MoCo 0.1; CLIP learns its scale)")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "lars"))
     p.add_argument("--crop-scale", type=float,
                    help="smallest crop area, a fraction (default: SimCLR/CLIP 0.08, MoCo 0.2)")
     p.add_argument("--crop-size", type=int,
                    help="side of the training views in pixels, >= 8 (default 24; smaller is faster)")
     p.add_argument("--widths", type=int, nargs="+", metavar="W",
-                   help="ConvNet channels per block (default: 32 64 128 512)")
+                   help="channels of each ConvNet block (--encoder convnet; default: 32 64 128 512)")
     p.add_argument("--train-subset", type=int, help="train on this many images (a quick run)")
     p.add_argument("--knn-every", type=int, help="epochs between kNN-monitor evaluations")
     p.add_argument("--seed", type=int)

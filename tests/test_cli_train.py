@@ -38,6 +38,8 @@ def test_train_eval_plot_on_real_cifar10(tmp_path, data_dir, capsys):
     assert "already holds this run" in capsys.readouterr().err
     assert main(args + ["--crop-scale", "0.3", "--resume"]) == 0  # finished: nothing to do, no traceback
     assert "already finished its 2 epochs; nothing to resume" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--resume"]) == 0  # no flags: the run's own config, not the defaults
+    assert "already finished its 2 epochs" in capsys.readouterr().out
 
     assert main(["eval", str(run), "--subset", "1000", "--baselines"]) == 0
     table = capsys.readouterr().out
@@ -62,6 +64,10 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == "minicon: error: crop_size must be an int of at least 8 pixels, got 4"
     assert main(["train", "--widths", "32", "0", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "minicon: error: widths must be a non-empty list of positive ints, got [32, 0]"
+    scalar = tmp_path / "scalar.toml"
+    scalar.write_text("widths = 512\n")
+    assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "minicon: error: widths must be a non-empty list of positive ints, got 512"
     assert main(["eval", str(tmp_path / "nothing")]) == 2
     assert "is not a run folder" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2
