@@ -148,7 +148,8 @@ def _cmd_train(args) -> int:
               f"Evaluate it with `minicon eval {out}`")
         return 0
     print(f"training {config.method} with a {config.encoder} on {len(trainer.train_images)} CIFAR-10 "
-          f"images for {config.epochs} epochs ({trainer.steps_per_epoch} steps each) into {out}")
+          f"images for {config.epochs} epoch{'s' if config.epochs > 1 else ''} "
+          f"({trainer.steps_per_epoch} steps each) into {out}")
     try:
         result = trainer.fit()
     except KeyboardInterrupt:
@@ -204,9 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_backend("train", help="learn representations of CIFAR-10 without labels")
     p.add_argument("--method", choices=("simclr", "moco", "clip"), help="default: simclr")
     p.add_argument("--encoder", choices=("convnet", "resnet18"), help="default: convnet")
-    p.add_argument("--epochs", type=int, help="passes over the training set")
-    p.add_argument("--batch-size", type=int, help="images per step")
-    p.add_argument("--lr", type=float, help="peak learning rate (after warmup)")
+    p.add_argument("--epochs", type=int, help="passes over the training set (default: 10)")
+    p.add_argument("--batch-size", type=int, help="images per step (default: 256)")
+    p.add_argument("--lr", type=float, help="peak learning rate, after warmup (default: 0.001)")
     p.add_argument("--temperature", type=float,
                    help="τ of the loss (default: SimCLR 0.2, MoCo 0.1; CLIP learns its scale)")
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "lars"))

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from minicon.cli import main
+from minicon.train.config import TrainConfig, method_defaults
 
 from .cifar_fixtures import real_cifar10_dir
 
@@ -67,8 +68,30 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     scalar = tmp_path / "scalar.toml"
     scalar.write_text("widths = 512\n")
     assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err.strip() == "minicon: error: widths must be a non-empty list of positive ints, got 512"
+    assert capsys.readouterr().err.strip() == "minicon: error: widths must be a list, got 512"
+    for text, message in (('temperature = "hot"', "temperature must be a finite number, got 'hot'"),
+                          ("epochs = true", "epochs must be an int, got True"),
+                          ("epochs = 1.5", "epochs must be an int, got 1.5"),
+                          ("lr = inf", "lr must be a finite number, got inf"),
+                          ("train = 5", f"config file {scalar}: put the settings either all in a [train] "
+                                        "table or all at the top level")):
+        scalar.write_text(text + "\n")
+        assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
+        assert capsys.readouterr().err.strip() == f"minicon: error: {message}"
+    assert main(["train", "--temperature", "inf", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == "minicon: error: temperature must be a finite number, got inf"
     assert main(["eval", str(tmp_path / "nothing")]) == 2
     assert "is not a run folder" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2
     assert "holds no run to resume" in capsys.readouterr().err
+
+
+def test_train_help_names_the_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    preset = TrainConfig()
+    for default in (f"(default: {preset.epochs})", f"(default: {preset.batch_size})", f"(default: {preset.lr:g})",
+                    f"default: {' '.join(map(str, preset.widths))})", f"default {preset.crop_size};",
+                    f"SimCLR {method_defaults('simclr')['temperature']}, MoCo {method_defaults('moco')['temperature']}"):
+        assert default in text

@@ -113,9 +113,15 @@ def test_config_errors_are_one_line():
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="batch_size must be at least 2"):
         tiny_config(batch_size=1).validate()
-    for bad in (4, 24.0, True):
-        with pytest.raises(ConfigError, match=f"crop_size must be an int of at least 8 pixels, got {bad!r}"):
+    with pytest.raises(ConfigError, match="crop_size must be an int of at least 8 pixels, got 4"):
+        tiny_config(crop_size=4).validate()
+    for bad in (24.0, True, "24"):  # a TOML file can hold any type
+        with pytest.raises(ConfigError, match=f"crop_size must be an int, got {bad!r}"):
             tiny_config(crop_size=bad).validate()
+    with pytest.raises(ConfigError, match="temperature must be a finite number, got nan"):
+        tiny_config(temperature=float("nan")).validate()
+    for ok in (dict(temperature=1, lr=1, crop_scale=1), dict(widths=(8, 16))):  # ints pass as floats, tuples as lists
+        assert tiny_config(**ok).validate().widths == list(ok.get("widths", tiny_config().widths))
 
 
 def test_crop_size_must_survive_the_convnet_pools_and_old_runs_read_as_32(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,6 +108,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`ConfigError` (one line, naming the field) for impossible settings."""
+        self._check_types()
         choices = {"method": METHODS, "encoder": ENCODERS, "optimizer": OPTIMIZERS,
                    "backend": ("numpy", "cupy")}
         for name, allowed in choices.items():
@@ -120,14 +122,13 @@ class TrainConfig:
             raise ConfigError(
                 f"batch_size must be at least 2 (a contrastive batch needs pairs), got {self.batch_size}"
             )
-        if self.temperature is not None and not self.temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.temperature is not None and not 0 < self.temperature < math.inf:
+            raise ConfigError(f"temperature must be > 0 and finite, got {self.temperature}")
         if self.crop_scale is not None and not 0 < self.crop_scale <= 1:
             raise ConfigError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
-        if isinstance(self.crop_size, bool) or not isinstance(self.crop_size, int) or self.crop_size < 8:
+        if self.crop_size < 8:
             raise ConfigError(f"crop_size must be an int of at least 8 pixels, got {self.crop_size!r}")
-        if (not isinstance(self.widths, (list, tuple)) or not self.widths
-                or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths)):
+        if not self.widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in self.widths):
             raise ConfigError(f"widths must be a non-empty list of positive ints, got {self.widths!r}")
         self.widths = list(self.widths)  # as config.json stores it, so a resumed run compares equal
         smallest = 2 ** (len(self.widths) - 1)  # each of the ConvNet's max-pools halves the side
@@ -143,6 +144,27 @@ class TrainConfig:
                 f"train_subset ({self.train_subset}) must hold at least one batch ({self.batch_size})"
             )
         return self
+
+    def _check_types(self) -> None:
+        """Every field of the type its annotation names (a TOML file can hold anything).
+
+        Booleans are not numbers here, ints pass as floats, and float fields must
+        be finite (an infinite learning rate or τ would fail only mid-run).
+        """
+        kinds = {"int": (int,), "float": (int, float), "str": (str,), "list": (list, tuple)}
+        for f in dataclasses.fields(self):
+            annotation = str(f.type)
+            value = getattr(self, f.name)
+            if value is None and "None" in annotation:
+                continue
+            kind = annotation.split(" ")[0]
+            ok = isinstance(value, kinds[kind]) and not isinstance(value, bool)
+            if ok and kind == "float":
+                ok = math.isfinite(value)
+            if not ok:
+                expected = {"int": "an int", "float": "a finite number", "str": "a string",
+                            "list": "a list"}[kind]
+                raise ConfigError(f"{f.name} must be {expected}, got {value!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -163,9 +185,14 @@ class TrainConfig:
         Runs saved before ``crop_size`` existed trained on 32×32 views, so a
         file without the key reads as 32, not as today's default.
         """
-        values = json.loads(Path(path).read_text())
-        values.setdefault("crop_size", 32)
-        return cls.from_dict(values)
+        try:
+            values = json.loads(Path(path).read_text())
+            if not isinstance(values, dict):
+                raise ConfigError("expected a JSON object of settings")
+            values.setdefault("crop_size", 32)
+            return cls.from_dict(values)
+        except (ConfigError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise ConfigError(f"{path} is not a minicon run config: {exc}") from None
 
     def differences(self, other: "TrainConfig") -> list:
         """Names of the fields in which two configs differ."""
@@ -190,9 +217,16 @@ def load_toml(path) -> dict:
             values = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return values.get("train", values)
+    if "train" not in values:
+        return values
+    if not isinstance(values["train"], dict) or len(values) > 1:
+        raise ConfigError(f"config file {path}: put the settings either all in a [train] table "
+                          "or all at the top level")
+    return values["train"]
 
 
 def method_defaults(method: str) -> dict:
