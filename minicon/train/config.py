@@ -151,19 +151,16 @@ class TrainConfig:
         Booleans are not numbers here, ints pass as floats, and float fields must
         be finite (an infinite learning rate or τ would fail only mid-run).
         """
-        kinds = {"int": (int,), "float": (int, float), "str": (str,), "list": (list, tuple)}
+        kinds = {"int": ((int,), "an int"), "float": ((int, float), "a finite number"),
+                 "str": ((str,), "a string"), "list": ((list, tuple), "a list")}
         for f in dataclasses.fields(self):
-            annotation = str(f.type)
+            annotation = str(f.type)  # a string such as "float | None" (postponed annotations)
             value = getattr(self, f.name)
-            if value is None and "None" in annotation:
+            if value is None and annotation.endswith("| None"):
                 continue
-            kind = annotation.split(" ")[0]
-            ok = isinstance(value, kinds[kind]) and not isinstance(value, bool)
-            if ok and kind == "float":
-                ok = math.isfinite(value)
-            if not ok:
-                expected = {"int": "an int", "float": "a finite number", "str": "a string",
-                            "list": "a list"}[kind]
+            types, expected = kinds[annotation.split(" | ")[0]]
+            ok = isinstance(value, types) and not isinstance(value, bool)
+            if not ok or (types[-1] is float and not math.isfinite(value)):
                 raise ConfigError(f"{f.name} must be {expected}, got {value!r}")
 
     def to_dict(self) -> dict:
