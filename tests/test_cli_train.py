@@ -64,7 +64,8 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert main(["train", "--crop-size", "4", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "minicon: error: crop_size must be an int of at least 8 pixels, got 4"
     assert main(["train", "--widths", "32", "0", "--out", str(tmp_path / "r")]) == 2
-    assert capsys.readouterr().err.strip() == "minicon: error: widths must be a non-empty list of positive ints, got [32, 0]"
+    assert capsys.readouterr().err.strip() == ("minicon: error: widths must be a non-empty list of positive ints, "
+                                               "got [32, 0]")
     scalar = tmp_path / "scalar.toml"
     scalar.write_text("widths = 512\n")
     assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
@@ -78,6 +79,10 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
         scalar.write_text(text + "\n")
         assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
         assert capsys.readouterr().err.strip() == f"minicon: error: {message}"
+    scalar.write_text('method = "byol"\n')  # read for the method's defaults before any other check
+    assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == ("minicon: error: method must be one of simclr, moco, clip, "
+                                               "got 'byol'")
     assert main(["train", "--temperature", "inf", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "minicon: error: temperature must be a finite number, got inf"
     assert main(["eval", str(tmp_path / "nothing")]) == 2
@@ -91,7 +96,20 @@ def test_train_help_names_the_preset(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     preset = TrainConfig()
-    for default in (f"(default: {preset.epochs})", f"(default: {preset.batch_size})", f"(default: {preset.lr:g})",
+    for default in (f"(default: {preset.epochs})", f"(default: {preset.batch_size})",
+                    f"(default: {preset.lr:g})",
                     f"default: {' '.join(map(str, preset.widths))})", f"default {preset.crop_size};",
-                    f"SimCLR {method_defaults('simclr')['temperature']}, MoCo {method_defaults('moco')['temperature']}"):
+                    f"SimCLR {method_defaults('simclr')['temperature']}, "
+                    f"MoCo {method_defaults('moco')['temperature']}"):
         assert default in text
+
+
+def test_resume_reads_the_runs_own_settings_not_the_defaults(tmp_path, capsys):
+    run = tmp_path / "old"
+    run.mkdir()
+    saved = TrainConfig(widths=[8, 16], temperature=0.5, crop_scale=0.3, epochs=2)  # as a finished Trainer writes it
+    (run / "config.json").write_text(json.dumps(saved.to_dict()))
+    assert main(["train", "--out", str(run), "--resume"]) == 2  # stops at the missing checkpoint, before any data
+    assert capsys.readouterr().err.strip() == f"minicon: error: --resume: {run} has no checkpoint (last.npz) yet"
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2  # a flag that differs still counts
+    assert "already holds a different run (differs in epochs)" in capsys.readouterr().err

@@ -160,7 +160,7 @@ class TrainConfig:
                 continue
             types, expected = kinds[annotation.split(" | ")[0]]
             ok = isinstance(value, types) and not isinstance(value, bool)
-            if not ok or (types[-1] is float and not math.isfinite(value)):
+            if not ok or (isinstance(value, float) and not math.isfinite(value)):
                 raise ConfigError(f"{f.name} must be {expected}, got {value!r}")
 
     def to_dict(self) -> dict:
@@ -235,11 +235,14 @@ def method_defaults(method: str) -> dict:
     against 56.1% / 64.0% with τ = 0.5 (one seed; 56.3% / 64.6% re-run at
     one BLAS thread), all with the 256-d ConvNet (README, Results).
     """
-    return {
+    presets = {
         "simclr": {"temperature": 0.2, "crop_scale": 0.08},
         "moco": {"temperature": 0.1, "crop_scale": 0.2},
         "clip": {"temperature": None, "crop_scale": 0.08},
-    }[method]
+    }
+    if not isinstance(method, str) or method not in presets:  # read before validate() runs
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    return presets[method]
 
 
 def save_json(config: TrainConfig, path) -> None:
