@@ -137,10 +137,11 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir, *, resume: bool = False, train_data=None,
                  test_data=None, progress: bool = True):
+        config.validate()  # before the method's defaults are looked up by its name
         for key, value in method_defaults(config.method).items():
             if getattr(config, key) is None:
                 setattr(config, key, value)
-        self.config = config.validate()
+        self.config = config
         self.run_dir = Path(run_dir)
         self.progress = progress
         self._check_run_dir(resume)
