@@ -7,7 +7,7 @@ reports images per second and the implied time for one epoch of 50,000
 images. Runs on the current backend (``--backend cupy`` on a GPU).
 
 Run: ``MINICON_DATA_DIR=../shared/data python benchmarks/bench_methods.py [--steps 10]
-[--batch-size 256] [--crop-size 24] [--widths 32 64 128 512] [--methods simclr moco clip]
+[--batch-size 256] [--crop-size 24] [--widths 32 64 128 1024] [--methods simclr moco clip]
 [--backend numpy|cupy]``.
 """
 

@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_backend("train", help="learn representations of CIFAR-10 without labels")
     p.add_argument("--method", choices=("simclr", "moco", "clip"), help="default: simclr")
     p.add_argument("--encoder", choices=("convnet", "resnet18"), help="default: convnet")
-    p.add_argument("--epochs", type=int, help="passes over the training set (default: 10)")
+    p.add_argument("--epochs", type=int, help="passes over the training set (default: 8)")
     p.add_argument("--batch-size", type=int, help="images per step (default: 256)")
     p.add_argument("--lr", type=float, help="peak learning rate, after warmup (default: 0.001)")
     p.add_argument("--temperature", type=float,
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=int,
                    help="side of the training views in pixels, >= 8 (default 24; smaller is faster)")
     p.add_argument("--widths", type=int, nargs="+", metavar="W",
-                   help="channels of each ConvNet block (--encoder convnet; default: 32 64 128 512)")
+                   help="channels of each ConvNet block (--encoder convnet; default: 32 64 128 1024)")
     p.add_argument("--train-subset", type=int, help="train on this many images (a quick run)")
     p.add_argument("--knn-every", type=int, help="epochs between kNN-monitor evaluations")
     p.add_argument("--seed", type=int)
