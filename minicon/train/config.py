@@ -58,9 +58,8 @@ class TrainConfig:
         probe four times the features. It works on 3×3 maps, so it is cheap:
         the preset's 8 epochs take as long as 10 at 512, and reach a linear
         probe of 69.7% / 69.3% against 67.9% for 10 epochs at 512 and
-        64.9% / 65.4% at 256. Most of that gain is the random encoder's
-        higher floor: 55.9% at 1024, 53.5% at 512, 49.2% at 256; README,
-        Results).
+        64.9% / 65.4% at 256. The random encoder's floor rises more than
+        that: 55.9% at 1024, 53.5% at 512, 49.2% at 256; README, Results).
     crop_scale : float or None
         Smallest crop area of RandomResizedCrop; None takes the method's
         default (SimCLR and CLIP 0.08, MoCo v2 0.2).
@@ -235,7 +234,7 @@ def method_defaults(method: str) -> dict:
 
     SimCLR's τ is 0.2 here, not the 0.5 of its paper's long CIFAR-10 runs
     (appendix B.9) that ``SimCLR`` itself defaults to: on the 10-epoch
-    preset, two seeds gave 58.5% and 58.1% kNN, 64.9% and 65.4% linear probe,
+    runs, two seeds gave 58.5% and 58.1% kNN, 64.9% and 65.4% linear probe,
     against 56.1% / 64.0% with τ = 0.5 (one seed; 56.3% / 64.6% re-run at
     one BLAS thread), all with the 256-d ConvNet (README, Results).
     """
