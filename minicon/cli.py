@@ -202,21 +202,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for the random inputs")
     p.set_defaults(func=_cmd_selftest)
 
+    from .train.config import ENCODERS, METHODS, OPTIMIZERS, TrainConfig, method_defaults
+
+    # the help shows the preset from its one source, so the two cannot drift apart
+    preset, simclr, moco = TrainConfig(), method_defaults("simclr"), method_defaults("moco")
     p = with_backend("train", help="learn representations of CIFAR-10 without labels")
-    p.add_argument("--method", choices=("simclr", "moco", "clip"), help="default: simclr")
-    p.add_argument("--encoder", choices=("convnet", "resnet18"), help="default: convnet")
-    p.add_argument("--epochs", type=int, help="passes over the training set (default: 8)")
-    p.add_argument("--batch-size", type=int, help="images per step (default: 256)")
-    p.add_argument("--lr", type=float, help="peak learning rate, after warmup (default: 0.001)")
+    p.add_argument("--method", choices=METHODS, help=f"default: {preset.method}")
+    p.add_argument("--encoder", choices=ENCODERS, help=f"default: {preset.encoder}")
+    p.add_argument("--epochs", type=int, help=f"passes over the training set (default: {preset.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"images per step (default: {preset.batch_size})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate, after warmup (default: {preset.lr:g})")
     p.add_argument("--temperature", type=float,
-                   help="τ of the loss (default: SimCLR 0.2, MoCo 0.1; CLIP learns its scale)")
-    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "lars"))
+                   help=f"τ of the loss (default: SimCLR {simclr['temperature']}, "
+                        f"MoCo {moco['temperature']}; CLIP learns its scale)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {preset.optimizer}")
     p.add_argument("--crop-scale", type=float,
-                   help="smallest crop area, a fraction (default: SimCLR/CLIP 0.08, MoCo 0.2)")
+                   help=f"smallest crop area, a fraction (default: SimCLR/CLIP {simclr['crop_scale']}, "
+                        f"MoCo {moco['crop_scale']})")
     p.add_argument("--crop-size", type=int,
-                   help="side of the training views in pixels, >= 8 (default 24; smaller is faster)")
+                   help=f"side of the training views in pixels, >= 8 (default {preset.crop_size}; smaller is faster)")
     p.add_argument("--widths", type=int, nargs="+", metavar="W",
-                   help="channels of each ConvNet block (--encoder convnet; default: 32 64 128 1024)")
+                   help="channels of each ConvNet block (--encoder convnet; "
+                        f"default: {' '.join(map(str, preset.widths))})")
     p.add_argument("--train-subset", type=int, help="train on this many images (a quick run)")
     p.add_argument("--knn-every", type=int, help="epochs between kNN-monitor evaluations")
     p.add_argument("--seed", type=int)
