@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", choices=ENCODERS, help=f"default: {preset.encoder}")
     p.add_argument("--epochs", type=int, help=f"passes over the training set (default: {preset.epochs})")
     p.add_argument("--batch-size", type=int, help=f"images per step (default: {preset.batch_size})")
-    p.add_argument("--lr", type=float, help=f"peak learning rate, after warmup (default: {preset.lr:g})")
+    p.add_argument("--lr", type=float, help=f"peak learning rate, after warmup (default: SimCLR {simclr['lr']:g}, "
+                                            f"MoCo and CLIP {moco['lr']:g})")
     p.add_argument("--temperature", type=float,
                    help=f"τ of the loss (default: SimCLR {simclr['temperature']}, "
                         f"MoCo {moco['temperature']}; CLIP learns its scale)")

@@ -97,7 +97,8 @@ def test_train_help_names_the_preset(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     preset = TrainConfig()
     for default in (f"(default: {preset.epochs})", f"(default: {preset.batch_size})",
-                    f"(default: {preset.lr:g})",
+                    f"(default: SimCLR {method_defaults('simclr')['lr']:g}, "
+                    f"MoCo and CLIP {method_defaults('moco')['lr']:g})",
                     f"default: {' '.join(map(str, preset.widths))})", f"default {preset.crop_size};",
                     f"SimCLR {method_defaults('simclr')['temperature']}, "
                     f"MoCo {method_defaults('moco')['temperature']}"):
@@ -107,9 +108,10 @@ def test_train_help_names_the_preset(capsys):
 def test_resume_reads_the_runs_own_settings_not_the_defaults(tmp_path, capsys):
     run = tmp_path / "old"
     run.mkdir()
-    saved = TrainConfig(widths=[8, 16], temperature=0.5, crop_scale=0.3, epochs=2)  # as a finished Trainer writes it
+    saved = TrainConfig(widths=[8, 16], temperature=0.5, crop_scale=0.3, epochs=2, lr=1e-3)  # as a Trainer writes it
     (run / "config.json").write_text(json.dumps(saved.to_dict()))
     assert main(["train", "--out", str(run), "--resume"]) == 2  # stops at the missing checkpoint, before any data
     assert capsys.readouterr().err.strip() == f"minicon: error: --resume: {run} has no checkpoint (last.npz) yet"
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2  # a flag that differs still counts
     assert "already holds a different run (differs in epochs)" in capsys.readouterr().err
+
