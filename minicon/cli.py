@@ -205,14 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .train.config import ENCODERS, METHODS, OPTIMIZERS, TrainConfig, method_defaults
 
     # the help shows the preset from its one source, so the two cannot drift apart
-    preset, simclr, moco = TrainConfig(), method_defaults("simclr"), method_defaults("moco")
+    preset = TrainConfig()
+    simclr, moco, clip = (method_defaults(name) for name in ("simclr", "moco", "clip"))
     p = with_backend("train", help="learn representations of CIFAR-10 without labels")
     p.add_argument("--method", choices=METHODS, help=f"default: {preset.method}")
     p.add_argument("--encoder", choices=ENCODERS, help=f"default: {preset.encoder}")
     p.add_argument("--epochs", type=int, help=f"passes over the training set (default: {preset.epochs})")
     p.add_argument("--batch-size", type=int, help=f"images per step (default: {preset.batch_size})")
     p.add_argument("--lr", type=float, help=f"peak learning rate, after warmup (default: SimCLR {simclr['lr']:g}, "
-                                            f"MoCo and CLIP {moco['lr']:g})")
+                                            f"MoCo {moco['lr']:g}, CLIP {clip['lr']:g})")
     p.add_argument("--temperature", type=float,
                    help=f"τ of the loss (default: SimCLR {simclr['temperature']}, "
                         f"MoCo {moco['temperature']}; CLIP learns its scale)")

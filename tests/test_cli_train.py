@@ -98,7 +98,7 @@ def test_train_help_names_the_preset(capsys):
     preset = TrainConfig()
     for default in (f"(default: {preset.epochs})", f"(default: {preset.batch_size})",
                     f"(default: SimCLR {method_defaults('simclr')['lr']:g}, "
-                    f"MoCo and CLIP {method_defaults('moco')['lr']:g})",
+                    f"MoCo {method_defaults('moco')['lr']:g}, CLIP {method_defaults('clip')['lr']:g})",
                     f"default: {' '.join(map(str, preset.widths))})", f"default {preset.crop_size};",
                     f"SimCLR {method_defaults('simclr')['temperature']}, "
                     f"MoCo {method_defaults('moco')['temperature']}"):
@@ -114,4 +114,3 @@ def test_resume_reads_the_runs_own_settings_not_the_defaults(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"minicon: error: --resume: {run} has no checkpoint (last.npz) yet"
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2  # a flag that differs still counts
     assert "already holds a different run (differs in epochs)" in capsys.readouterr().err
-

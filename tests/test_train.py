@@ -52,7 +52,6 @@ def test_fit_writes_the_run_folder(tmp_path):
     assert (resolved["temperature"], resolved["crop_scale"]) == (0.2, 0.08)  # SimCLR's preset filled in
 
 
-
 @pytest.mark.parametrize("method, given, expected", [("simclr", None, 2e-3), ("moco", None, 1e-3),
                                                      ("clip", None, 1e-3), ("simclr", 5e-4, 5e-4)])
 def test_the_peak_learning_rate_is_the_methods_preset_unless_given(tmp_path, method, given, expected):
@@ -60,6 +59,7 @@ def test_the_peak_learning_rate_is_the_methods_preset_unless_given(tmp_path, met
     assert trainer.config.lr == expected
     assert trainer.schedule.base_lrs == [expected] * len(trainer.optimizer.param_groups)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == expected
+
 
 def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path):
     reference = make(tmp_path, "whole")
