@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checkpoint import write_atomic
+
 METHODS = ("simclr", "moco", "clip")
 ENCODERS = ("convnet", "resnet18")
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
@@ -252,6 +254,6 @@ def method_defaults(method: str) -> dict:
 
 
 def save_json(config: TrainConfig, path) -> None:
-    with open(path, "w") as f:
-        json.dump(config.to_dict(), f, indent=2, sort_keys=True)
-        f.write("\n")
+    """Write ``config`` as sorted, indented JSON to ``path``, atomically (a crash keeps the old file)."""
+    text = json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode()))

@@ -6,21 +6,35 @@ loss``. It owns the run folder::
     RUN/config.json      the resolved TrainConfig
     RUN/steps.jsonl      one line per step: step, epoch, loss, lr, images/s (+ CLIP's logit scale)
     RUN/epochs.jsonl     one line per epoch: mean loss, kNN top-1/top-5, diagnostics of z
-    RUN/last.npz         checkpoint after the latest finished step (atomic)
+    RUN/last.npz         checkpoint written at the end of every epoch (before its monitor runs)
+                         and when Ctrl-C stops the run, after the step in progress
     RUN/best.npz         checkpoint of the epoch with the best kNN top-1
+    RUN/.lock            locked (flock) by the one Trainer that writes the folder
 
 Resuming restores the model, optimizer, schedule position, queue, host RNG
 and data position, so a resumed run reproduces the losses of an
 uninterrupted one exactly (on one backend).
+
+A run folder never loses a run. Checkpoints and config.json are written
+atomically (temp file, fsync, rename), so kill -9 or a full disk leaves the
+previous file; the temp files of a killed write are deleted when the folder
+is next opened. Resuming drops the log lines written after the checkpoint
+(and a torn last line), so the logs hold each step once. A second Trainer
+on a locked folder, a folder with run files but no readable config.json,
+and a checkpoint that does not fit the config are one-line ConfigErrors. A
+run stopped before its first checkpoint has nothing to resume: a fresh
+start replaces it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
+import os
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import numpy
@@ -40,12 +54,24 @@ from ..evaluate import (
 from ..methods import build_method
 from ..nn import ConvNet, resnet18
 from ..optim import SGD, LARS, Adam, AdamW, WarmupCosine
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, write_atomic
 from .config import ConfigError, TrainConfig, method_defaults, save_json
+from .runfolder import LOGS, lock_run_dir, read_jsonl, remove_orphan_temps, run_files
+
+_STATE_KEYS = ("step", "best", "model", "optimizer", "schedule", "host_rng")
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, say); the message says where and what is kept."""
+
+
+class CollapseWarning(UserWarning):
+    """The monitor found the embeddings collapsed to (nearly) one point."""
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    """``text`` cut to ``limit`` characters: a one-line error must stay readable (a state dict names hundreds of keys)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def build_encoder(config: TrainConfig):
@@ -115,7 +141,7 @@ class Trainer:
     ----------
     config : TrainConfig
     run_dir : str or Path
-        The run folder; created if missing.
+        The run folder; created if missing (not for ``resume``).
     resume : bool
         Continue the run in ``run_dir`` from its ``last.npz``.
     train_data, test_data : tuple, optional
@@ -126,13 +152,25 @@ class Trainer:
 
     Constructing a Trainer calls ``minicon.set_backend(config.backend)``: the
     backend stays switched for the rest of the process (as in a notebook that
-    trains on CuPy and then evaluates), until set again.
+    trains on CuPy and then evaluates), until set again. It locks
+    ``run_dir/.lock`` until :meth:`fit` ends or :meth:`close` is called.
+
+    Attributes
+    ----------
+    step : int
+        Steps taken (in memory).
+    saved_step : int or None
+        The step ``last.npz`` holds on disk; None while there is none.
 
     Raises
     ------
     ConfigError
-        If ``run_dir`` already holds a different run, or holds a run and
-        ``resume`` is False, or ``resume`` is True and there is nothing to resume.
+        If another Trainer holds ``run_dir``; if it already holds a different
+        run, or holds a checkpointed run and ``resume`` is False; if it holds
+        logs or checkpoints but no ``config.json``; if ``resume`` is True and
+        there is no checkpoint, or the checkpoint does not fit the config; if
+        the batch is larger than the training data or the test data has
+        fewer than 2 images for the monitor.
     """
 
     def __init__(self, config: TrainConfig, run_dir, *, resume: bool = False, train_data=None,
@@ -144,7 +182,34 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         self.progress = progress
-        self._check_run_dir(resume)
+        self.saved_step = None
+        self._lock = None
+        if resume and not self.run_dir.is_dir():  # checked before mkdir: no empty folder for a mistyped --out
+            raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_run_dir(self.run_dir)
+        try:
+            remove_orphan_temps(self.run_dir)
+            self._check_run_dir(resume)
+            self._build(train_data, test_data)
+            if resume:
+                self._load(self.run_dir / "last.npz")
+            else:
+                for name in LOGS:  # of a run replaced before its first checkpoint
+                    (self.run_dir / name).unlink(missing_ok=True)
+            save_json(config, self.run_dir / "config.json")  # on resume: where the data lies now
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder's lock (idempotent); :meth:`fit` does it when it ends."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _build(self, train_data, test_data) -> None:
+        config = self.config
         backend.set_backend(config.backend)
         try:
             if train_data is None:
@@ -160,6 +225,12 @@ class Trainer:
         images, labels, self.class_names = train_data
         self.train_images, self.train_labels = subset(images, labels, config.train_subset, config.seed)
         self.test_images, self.test_labels = test_data[0], test_data[1]
+        if len(self.train_images) < config.batch_size:  # drop_last would leave no step at all
+            raise ConfigError(f"--batch-size {config.batch_size} is larger than the {len(self.train_images)} "
+                              "training images: not one batch per epoch")
+        if min(config.knn_test, len(self.test_images)) < 2:
+            raise ConfigError(f"the monitor needs at least 2 test images (knn_test = {config.knn_test}, "
+                              f"{len(self.test_images)} given)")
         self.model = build_model(config, list(self.class_names))
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(config, params)
@@ -171,20 +242,23 @@ class Trainer:
         self.schedule = WarmupCosine(self.optimizer, total_steps=total, warmup_steps=warmup)
         self.step = 0
         self.best = -math.inf
-        if resume:
-            self._load(self.run_dir / "last.npz")
-        else:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_json(config, self.run_dir / "config.json")
 
     def _check_run_dir(self, resume: bool) -> None:
         path = self.run_dir / "config.json"
+        present = run_files(self.run_dir)
         if not path.exists():
+            if present:
+                raise ConfigError(f"{self.run_dir} holds {', '.join(present)} but no config.json: restore "
+                                  "the run's config.json to resume it, or choose another --out")
             if resume:
                 raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
             return
         previous = TrainConfig.from_run(path)
-        differ = previous.differences(self.config)
+        # where the data lies is no setting of the run: data moved between start and resume is the same run
+        differ = [name for name in previous.differences(self.config) if name != "data_dir"]
+        checkpointed = any(name.endswith(".npz") for name in present)
+        if not resume and not checkpointed:
+            return  # stopped before its first checkpoint: nothing to resume, so a fresh start replaces it
         if differ:
             raise ConfigError(
                 f"{self.run_dir} already holds a different run (differs in {', '.join(differ)}); "
@@ -193,8 +267,9 @@ class Trainer:
         if not resume:
             raise ConfigError(f"{self.run_dir} already holds this run; pass --resume to continue it "
                               "or choose another --out")
-        if not (self.run_dir / "last.npz").exists():
-            raise ConfigError(f"--resume: {self.run_dir} has no checkpoint (last.npz) yet")
+        if "last.npz" not in present:
+            raise ConfigError(f"--resume: {self.run_dir} has no checkpoint (last.npz) yet: the run stopped "
+                              "before the end of its first epoch; start it afresh without --resume")
 
     def state(self) -> dict:
         return {
@@ -208,27 +283,51 @@ class Trainer:
         }
 
     def _load(self, path: Path) -> None:
-        state = load_checkpoint(path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        backend.host_rng().bit_generator.state = state["host_rng"]
-        self.step, self.best = int(state["step"]), float(state["best"])
+        state = load_checkpoint(path)  # a truncated or foreign file: ValueError naming it
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:
+            raise ConfigError(f"{path} is not a training checkpoint: it has no {', '.join(missing)} "
+                              f"(a Trainer saves {', '.join(_STATE_KEYS)})")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            backend.host_rng().bit_generator.state = state["host_rng"]
+            self.step, self.best = int(state["step"]), float(state["best"])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ConfigError(f"{path} does not fit the run that {self.run_dir / 'config.json'} describes "
+                              f"(was it edited?): {_clip(str(exc))}") from None
+        self.saved_step = self.step
         self._truncate_logs()
 
     def _truncate_logs(self) -> None:
-        """Drop log lines written after the checkpoint (a killed run logged steps it lost)."""
-        for name in ("steps.jsonl", "epochs.jsonl"):
+        """Drop log lines written after the checkpoint (a killed run logged steps it lost) and a torn last line."""
+        for name in LOGS:
             path = self.run_dir / name
-            if path.exists():
-                kept = [line for line in path.read_text().splitlines()
-                        if line and json.loads(line)["step"] <= self.step]
-                path.write_text("".join(line + "\n" for line in kept))
+            if not path.exists():
+                continue
+            kept = []
+            for number, record in enumerate(read_jsonl(path), start=1):
+                if not isinstance(record.get("step"), int):
+                    raise ConfigError(f"{path}: record {number} has no integer step")
+                if record["step"] <= self.step:
+                    kept.append(json.dumps(record) + "\n")
+            write_atomic(path, lambda f: f.write("".join(kept).encode()))
 
     def save(self, name: str = "last.npz") -> Path:
+        """Write the state to ``run_dir/name`` atomically; returns the path."""
         path = self.run_dir / name
         save_checkpoint(self.state(), path)
+        if name == "last.npz":
+            self.saved_step = self.step
         return path
+
+    def checkpoint_status(self) -> str:
+        """What ``last.npz`` on disk holds, in one sentence, for the message of a stopped run."""
+        if self.saved_step is None:
+            return (f"No checkpoint exists yet (the first is written at the end of epoch 1, step "
+                    f"{self.steps_per_epoch}); start afresh: it replaces this run")
+        return f"The last good checkpoint is {self.run_dir / 'last.npz'} (step {self.saved_step})"
 
     def monitor(self) -> dict:
         """kNN accuracy (encoder features h) on a fixed test subset; collapse diagnostics of the projections z.
@@ -253,94 +352,175 @@ class Trainer:
         )
         return result
 
+    def _warn_if_collapsed(self, record: dict) -> None:
+        # healthy normalized z have a per-dimension std near 1/√D (SimSiam, sec. 4.1); tiny nets at
+        # init sit at 1-15% of it, while collapsed ones (lr 1e10: dead ReLUs, every z the same, NT-Xent
+        # at its chance value ln(2N−1)) are at 0 up to float32 noise, so a thousandth of 1/√D splits them
+        healthy = 1 / math.sqrt(record["feature_dim"])
+        if record["embedding_std"] < 1e-3 * healthy:
+            warnings.warn(CollapseWarning(
+                f"epoch {record['epoch']}: the embeddings have collapsed to one point (embedding std "
+                f"{record['embedding_std']:.2g}, healthy about 1/√D = {healthy:.2g}; loss {record['loss']:.4f}); "
+                f"the learning rate {self.config.lr:g} is likely too high"), stacklevel=2)
+
+    def _end_epoch(self, losses: list, epochs_log, started: float, bar) -> dict:
+        """Checkpoint, monitor and log the epoch that just ended; returns the monitor's result ({} if it did not run).
+
+        The checkpoint comes first, so a monitor that fails loses no training:
+        the resumed run writes the missing record (:meth:`_finish_resumed_epoch`).
+        """
+        cfg = self.config
+        if self.saved_step != self.step:
+            self.save()
+        finished = self.step // self.steps_per_epoch
+        record = {"epoch": finished, "step": self.step, "loss": float(numpy.mean(losses)),
+                  "wall_s": time.perf_counter() - started}
+        result = {}
+        if (cfg.knn_every and finished % cfg.knn_every == 0) or finished == cfg.epochs:
+            result = self.monitor()
+            record.update(result)
+            bar.write(f"epoch {finished}: loss {record['loss']:.4f}, kNN top-1 {result['knn_top1']:.3f}")
+            self._warn_if_collapsed(record)
+        epochs_log.write(json.dumps(record) + "\n")
+        epochs_log.flush()
+        self._keep_if_best(record)
+        return result
+
+    def _keep_if_best(self, record: dict) -> None:
+        if record.get("knn_top1", -math.inf) > self.best:
+            self.best = record["knn_top1"]
+            self.save("best.npz")
+            self.save()  # last.npz must know the new best, or a resumed run would take a worse epoch as best
+
+    def _finish_resumed_epoch(self, epochs_log, started: float, bar) -> dict:
+        """Resumed at an epoch's end: do what the stopped run's :meth:`_end_epoch` did not.
+
+        Its record is missing when the monitor failed or Ctrl-C or a kill came
+        after the checkpoint; ``best.npz`` is stale when the kill came after the
+        record. The loaded model is the one that ended that epoch, so both can
+        be made now.
+        """
+        if self.step == 0 or self.step % self.steps_per_epoch:
+            return {}
+        records = read_jsonl(self.run_dir / "epochs.jsonl")
+        if records and records[-1]["step"] == self.step:
+            self._keep_if_best(records[-1])
+            return {}
+        first = self.step - self.steps_per_epoch
+        losses = [r["loss"] for r in read_jsonl(self.run_dir / "steps.jsonl") if r["step"] > first]
+        if len(losses) != self.steps_per_epoch:
+            raise ConfigError(f"{self.run_dir / 'steps.jsonl'} holds {len(losses)} of the "
+                              f"{self.steps_per_epoch} steps of the epoch ending at step {self.step}")
+        return self._end_epoch(losses, epochs_log, started, bar)
+
     def fit(self) -> dict:
         """Run the remaining epochs; returns the final monitor result with timing.
+
+        ``last.npz`` is written at the end of every epoch and when Ctrl-C
+        stops the run; ``best.npz`` whenever the monitor's kNN top-1 improves.
+        The run folder's lock is released when fit returns or raises.
+
+        Warns
+        -----
+        CollapseWarning
+            When a monitored epoch's embeddings have collapsed (see
+            :meth:`_warn_if_collapsed`).
 
         Raises
         ------
         TrainingError
-            When the loss becomes NaN or inf (names the step; ``last.npz``
-            keeps the last good state).
+            When the loss becomes NaN or inf (names the step and what
+            :meth:`checkpoint_status` says is on disk).
         KeyboardInterrupt
             After Ctrl-C, once the current step has finished and ``last.npz``
-            has been written.
+            has been written. A second Ctrl-C stops at once, except while a
+            checkpoint is written or the data loader's thread is joined (both
+            finish first); ``saved_step`` says what is on disk.
         """
         from tqdm import tqdm
 
         cfg = self.config
-        interrupted = []
-        previous_handler = signal.getsignal(signal.SIGINT)
+        if self._lock is None:
+            self._lock = lock_run_dir(self.run_dir)
+        interrupts = []
+        shielded = []
 
         def on_sigint(signum, frame):
-            if interrupted:  # a second Ctrl-C stops at once
-                previous_handler(signum, frame) if callable(previous_handler) else None
+            interrupts.append(True)
+            if len(interrupts) > 1 and not shielded:  # a second Ctrl-C stops at once
                 raise KeyboardInterrupt
-            interrupted.append(True)
 
-        signal.signal(signal.SIGINT, on_sigint)
+        @contextlib.contextmanager
+        def shield():
+            shielded.append(True)
+            try:
+                yield
+            finally:
+                shielded.pop()
+
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
         steps_log = open(self.run_dir / "steps.jsonl", "a")
         epochs_log = open(self.run_dir / "epochs.jsonl", "a")
+
+        def sync_steps():  # every step a checkpoint holds is on disk before the checkpoint
+            steps_log.flush()
+            os.fsync(steps_log.fileno())
+
         total_steps = cfg.epochs * self.steps_per_epoch
         started = time.perf_counter()
-        result = {}
         try:
             bar = tqdm(total=total_steps, initial=self.step, disable=not self.progress,
                        unit="step", dynamic_ncols=True)
-            while self.step < total_steps:
+            with shield():
+                result = self._finish_resumed_epoch(epochs_log, started, bar)
+            while self.step < total_steps and not interrupts:
                 epoch, first = divmod(self.step, self.steps_per_epoch)
                 self.loader.set_epoch(epoch, start_batch=first)
                 losses = []
                 self.model.train()
                 tick = time.perf_counter()
-                for batch in self.loader:
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    loss = self.model.training_step(batch)
-                    value = float(loss.item())
-                    if not math.isfinite(value):
-                        raise TrainingError(
-                            f"loss became {value} at step {self.step + 1} (epoch {epoch + 1}); stopped. "
-                            f"The last good checkpoint is {self.run_dir / 'last.npz'}"
-                        )
-                    self.optimizer.zero_grad()
-                    loss.backward()
-                    self.optimizer.step()
-                    self.schedule.step()
-                    self.step += 1
-                    now = time.perf_counter()
-                    speed = cfg.batch_size / (now - tick)
-                    tick = now
-                    losses.append(value)
-                    steps_log.write(json.dumps({"step": self.step, "epoch": epoch + 1, "loss": value,
-                                                "lr": lr, "images_per_s": speed,
-                                                **self.model.step_metrics()}) + "\n")
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
-                    bar.update()
-                    if interrupted:
-                        break
-                steps_log.flush()
-                if interrupted:
-                    self.save()
-                    raise KeyboardInterrupt
-                finished = self.step // self.steps_per_epoch
-                record = {"epoch": finished, "step": self.step, "loss": float(numpy.mean(losses)),
-                          "wall_s": time.perf_counter() - started}
-                if (cfg.knn_every and finished % cfg.knn_every == 0) or self.step == total_steps:
-                    result = self.monitor()
-                    record.update(result)
-                    bar.write(f"epoch {finished}: loss {record['loss']:.4f}, "
-                              f"kNN top-1 {result['knn_top1']:.3f}")
-                epochs_log.write(json.dumps(record) + "\n")
-                epochs_log.flush()
-                improved = record.get("knn_top1", -math.inf) > self.best
-                if improved:
-                    self.best = record["knn_top1"]
-                self.save()
-                if improved:
-                    shutil.copyfile(self.run_dir / "last.npz", self.run_dir / "best.npz")
+                batches = iter(self.loader)
+                try:
+                    for batch in batches:
+                        if interrupts:
+                            break
+                        lr = self.optimizer.param_groups[0]["lr"]
+                        loss = self.model.training_step(batch)
+                        value = float(loss.item())
+                        if not math.isfinite(value):
+                            raise TrainingError(f"loss became {value} at step {self.step + 1} (epoch {epoch + 1}); "
+                                                f"stopped. {self.checkpoint_status()}")
+                        self.optimizer.zero_grad()
+                        loss.backward()
+                        self.optimizer.step()
+                        self.schedule.step()
+                        self.step += 1
+                        now = time.perf_counter()
+                        speed = cfg.batch_size / (now - tick)
+                        tick = now
+                        losses.append(value)
+                        steps_log.write(json.dumps({"step": self.step, "epoch": epoch + 1, "loss": value,
+                                                    "lr": lr, "images_per_s": speed,
+                                                    **self.model.step_metrics()}) + "\n")
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
+                        bar.update()
+                finally:
+                    with shield():  # a Ctrl-C in the loader thread's join would print a traceback
+                        batches.close()
+                with shield():
+                    sync_steps()
+                    if interrupts:
+                        if self.saved_step != self.step:
+                            self.save()
+                    else:
+                        result = self._end_epoch(losses, epochs_log, started, bar)
             bar.close()
+            if interrupts:
+                raise KeyboardInterrupt
         finally:
             steps_log.close()
             epochs_log.close()
             signal.signal(signal.SIGINT, previous_handler)
+            self.close()
         result["train_s"] = time.perf_counter() - started
         return result
