@@ -115,13 +115,17 @@ def _cmd_augment_grid(args) -> int:
 def _train_config(args):
     """The run's config: flags over the TOML file over the defaults, or, on ``--resume``,
     over the run's own ``config.json``, so a run resumes as it was started even after
-    the defaults have changed."""
+    the defaults have changed. Only where the data lies may change on resume:
+    --data-dir or MINICON_DATA_DIR replace the saved folder (the data may have moved)."""
+    import os
     from pathlib import Path
 
     from .train.config import TrainConfig, load_toml
 
     saved = Path(args.out) / "config.json" if args.resume and args.out else None
     values = TrainConfig.from_run(saved).to_dict() if saved and saved.exists() else {}
+    if args.data_dir or os.environ.get("MINICON_DATA_DIR"):
+        values.pop("data_dir", None)
     values.update(load_toml(args.config) if args.config else {})
     flags = {
         "method": args.method, "encoder": args.encoder, "epochs": args.epochs,
@@ -144,6 +148,7 @@ def _cmd_train(args) -> int:
     out = args.out or f"runs/{config.method}-{config.encoder}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(config, out, resume=args.resume)
     if trainer.step >= config.epochs * trainer.steps_per_epoch:
+        trainer.close()
         print(f"{out} has already finished its {config.epochs} epochs; nothing to resume. "
               f"Evaluate it with `minicon eval {out}`")
         return 0
@@ -152,9 +157,9 @@ def _cmd_train(args) -> int:
           f"({trainer.steps_per_epoch} steps each) into {out}")
     try:
         result = trainer.fit()
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved. Continue with: "
-              f"minicon train --out {out} --resume", file=sys.stderr)
+    except KeyboardInterrupt:  # the message says what is on disk: a second Ctrl-C may stop before a save
+        resume = f" Continue with: minicon train --out {out} --resume" if trainer.saved_step is not None else ""
+        print(f"\ninterrupted at step {trainer.step}. {trainer.checkpoint_status()}.{resume}", file=sys.stderr)
         return 130
     minutes = result["train_s"] / 60
     print(f"done in {minutes:.1f} min: kNN top-1 {result['knn_top1']:.3f} (monitor: "

@@ -7,7 +7,6 @@ Figures are built with ``matplotlib.figure.Figure`` directly, never through
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy
@@ -95,12 +94,6 @@ def _as_unit_floats(batch, what: str):
     return numpy.clip(host, 0.0, 1.0)
 
 
-def _read_jsonl(path: Path) -> list:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def training_curves(run_dir) -> Figure:
     """Loss, learning rate, kNN-monitor accuracy and collapse diagnostics of a run.
 
@@ -121,8 +114,13 @@ def training_curves(run_dir) -> Figure:
     ------
     FileNotFoundError
         If the folder has no ``steps.jsonl``.
+    ValueError
+        If a log line other than a torn last one (a run killed mid-write,
+        which is skipped) is not JSON; names the file and line.
     """
-    steps, epochs = _read_jsonl(Path(run_dir) / "steps.jsonl"), _read_jsonl(Path(run_dir) / "epochs.jsonl")
+    from .train.runfolder import read_jsonl  # late: the training package sits above the figures
+
+    steps, epochs = read_jsonl(Path(run_dir) / "steps.jsonl"), read_jsonl(Path(run_dir) / "epochs.jsonl")
     if not steps:
         raise FileNotFoundError(f"{run_dir} has no steps.jsonl: not a training run, or no step finished yet")
     fig = Figure(figsize=(13, 7), layout="constrained")

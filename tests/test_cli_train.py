@@ -111,6 +111,8 @@ def test_resume_reads_the_runs_own_settings_not_the_defaults(tmp_path, capsys):
     saved = TrainConfig(widths=[8, 16], temperature=0.5, crop_scale=0.3, epochs=2, lr=1e-3)  # as a Trainer writes it
     (run / "config.json").write_text(json.dumps(saved.to_dict()))
     assert main(["train", "--out", str(run), "--resume"]) == 2  # stops at the missing checkpoint, before any data
-    assert capsys.readouterr().err.strip() == f"minicon: error: --resume: {run} has no checkpoint (last.npz) yet"
+    assert capsys.readouterr().err.strip() == (f"minicon: error: --resume: {run} has no checkpoint (last.npz) yet: "
+                                               "the run stopped before the end of its first epoch; start it afresh "
+                                               "without --resume")
     assert main(["train", "--out", str(run), "--resume", "--epochs", "3"]) == 2  # a flag that differs still counts
     assert "already holds a different run (differs in epochs)" in capsys.readouterr().err

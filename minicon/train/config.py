@@ -129,6 +129,9 @@ class TrainConfig:
             raise ConfigError(
                 f"batch_size must be at least 2 (a contrastive batch needs pairs), got {self.batch_size}"
             )
+        if self.knn_test < 2:
+            raise ConfigError(f"knn_test must be at least 2 (the monitor's diagnostics compare test images "
+                              f"with each other), got {self.knn_test}")
         if self.temperature is not None and not self.temperature > 0:  # finite: _check_types
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.crop_scale is not None and not 0 < self.crop_scale <= 1:
@@ -184,19 +187,27 @@ class TrainConfig:
 
     @classmethod
     def from_run(cls, path) -> "TrainConfig":
-        """The config of a run folder's ``config.json``.
+        """The validated config of a run folder's ``config.json``.
 
         Runs saved before ``crop_size`` existed trained on 32×32 views, so a
         file without the key reads as 32, not as today's default.
+
+        Raises
+        ------
+        ConfigError
+            If the file cannot be read, is not a JSON object of known
+            settings, or fails :meth:`validate`; one line naming the file.
         """
         try:
             values = json.loads(Path(path).read_text())
             if not isinstance(values, dict):
                 raise ConfigError("expected a JSON object of settings")
             values.setdefault("crop_size", 32)
-            return cls.from_dict(values)
+            return cls.from_dict(values).validate()  # an edited file is named here, not blamed on the flags
         except (ConfigError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise ConfigError(f"{path} is not a minicon run config: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
 
     def differences(self, other: "TrainConfig") -> list:
         """Names of the fields in which two configs differ."""
