@@ -147,7 +147,7 @@ def _cmd_train(args) -> int:
     config = _train_config(args)
     out = args.out or f"runs/{config.method}-{config.encoder}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(config, out, resume=args.resume)
-    if trainer.step >= config.epochs * trainer.steps_per_epoch:
+    if trainer.finished():
         trainer.close()
         print(f"{out} has already finished its {config.epochs} epochs; nothing to resume. "
               f"Evaluate it with `minicon eval {out}`")

@@ -310,6 +310,37 @@ def test_two_ctrl_c_report_what_is_on_disk(tmp_path):
     assert [s["step"] for s in read(tmp_path / "run" / "steps.jsonl")] == list(range(1, 9))
 
 
+def test_ctrl_c_at_the_last_step_leaves_the_last_epoch_to_the_resumed_run(tmp_path):
+    trainer = make(tmp_path)
+    interrupt_at(trainer, 8)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    run = tmp_path / "run"
+    assert load_checkpoint(run / "last.npz")["step"] == 8 and len(read(run / "epochs.jsonl")) == 1
+    resumed = make(tmp_path, resume=True)
+    assert not resumed.finished()  # its last epoch has no record yet
+    result = resumed.fit()
+    assert 0 <= result["knn_top1"] <= 1 and [e["epoch"] for e in read(run / "epochs.jsonl")] == [1, 2]
+    assert make(tmp_path, "run", resume=True).finished()
+
+
+def test_a_second_ctrl_c_during_the_monitor_stops_it_after_the_checkpoint(tmp_path):
+    trainer = make(tmp_path)
+    monitor = trainer.monitor
+
+    def interrupted_monitor():
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # raises here: the monitor is not shielded
+        return monitor()
+
+    trainer.monitor = interrupted_monitor
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    assert trainer.saved_step == 4 and read(tmp_path / "run" / "epochs.jsonl") == []
+    make(tmp_path, resume=True).fit()
+    assert [e["epoch"] for e in read(tmp_path / "run" / "epochs.jsonl")] == [1, 2]
+
+
 def test_two_ctrl_c_on_the_command_line_say_no_checkpoint_was_saved(tmp_path, monkeypatch, capsys):
     shrink_layouts(monkeypatch)
     write_binary(tmp_path / "data", "cifar10")

@@ -184,6 +184,7 @@ class Trainer:
         self.progress = progress
         self.saved_step = None
         self._lock = None
+        self._shielded = []
         if resume and not self.run_dir.is_dir():  # checked before mkdir: no empty folder for a mistyped --out
             raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -317,10 +318,20 @@ class Trainer:
     def save(self, name: str = "last.npz") -> Path:
         """Write the state to ``run_dir/name`` atomically; returns the path."""
         path = self.run_dir / name
-        save_checkpoint(self.state(), path)
-        if name == "last.npz":
-            self.saved_step = self.step
+        with self._shield():  # a second Ctrl-C waits for the write, so saved_step tells the truth
+            save_checkpoint(self.state(), path)
+            if name == "last.npz":
+                self.saved_step = self.step
         return path
+
+    @contextlib.contextmanager
+    def _shield(self):
+        """A section :meth:`fit`'s second Ctrl-C does not break into (it takes effect after)."""
+        self._shielded.append(True)
+        try:
+            yield
+        finally:
+            self._shielded.pop()
 
     def checkpoint_status(self) -> str:
         """What ``last.npz`` on disk holds, in one sentence, for the message of a stopped run."""
@@ -392,6 +403,17 @@ class Trainer:
             self.save("best.npz")
             self.save()  # last.npz must know the new best, or a resumed run would take a worse epoch as best
 
+    def _epoch_end_pending(self) -> bool:
+        """True when the step ends an epoch whose record ``epochs.jsonl`` lacks (the run stopped in between)."""
+        if self.step == 0 or self.step % self.steps_per_epoch:
+            return False
+        records = read_jsonl(self.run_dir / "epochs.jsonl")
+        return not records or records[-1]["step"] != self.step
+
+    def finished(self) -> bool:
+        """True when every step is taken and logged: :meth:`fit` would have nothing to do."""
+        return self.step >= self.config.epochs * self.steps_per_epoch and not self._epoch_end_pending()
+
     def _finish_resumed_epoch(self, epochs_log, started: float, bar) -> dict:
         """Resumed at an epoch's end: do what the stopped run's :meth:`_end_epoch` did not.
 
@@ -400,11 +422,10 @@ class Trainer:
         record. The loaded model is the one that ended that epoch, so both can
         be made now.
         """
-        if self.step == 0 or self.step % self.steps_per_epoch:
-            return {}
-        records = read_jsonl(self.run_dir / "epochs.jsonl")
-        if records and records[-1]["step"] == self.step:
-            self._keep_if_best(records[-1])
+        if not self._epoch_end_pending():
+            records = read_jsonl(self.run_dir / "epochs.jsonl")
+            if records and records[-1]["step"] == self.step:
+                self._keep_if_best(records[-1])
             return {}
         first = self.step - self.steps_per_epoch
         losses = [r["loss"] for r in read_jsonl(self.run_dir / "steps.jsonl") if r["step"] > first]
@@ -443,20 +464,11 @@ class Trainer:
         if self._lock is None:
             self._lock = lock_run_dir(self.run_dir)
         interrupts = []
-        shielded = []
 
         def on_sigint(signum, frame):
             interrupts.append(True)
-            if len(interrupts) > 1 and not shielded:  # a second Ctrl-C stops at once
+            if len(interrupts) > 1 and not self._shielded:  # a second Ctrl-C stops at once
                 raise KeyboardInterrupt
-
-        @contextlib.contextmanager
-        def shield():
-            shielded.append(True)
-            try:
-                yield
-            finally:
-                shielded.pop()
 
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
         steps_log = open(self.run_dir / "steps.jsonl", "a")
@@ -471,8 +483,7 @@ class Trainer:
         try:
             bar = tqdm(total=total_steps, initial=self.step, disable=not self.progress,
                        unit="step", dynamic_ncols=True)
-            with shield():
-                result = self._finish_resumed_epoch(epochs_log, started, bar)
+            result = self._finish_resumed_epoch(epochs_log, started, bar)
             while self.step < total_steps and not interrupts:
                 epoch, first = divmod(self.step, self.steps_per_epoch)
                 self.loader.set_epoch(epoch, start_batch=first)
@@ -505,15 +516,15 @@ class Trainer:
                         bar.set_postfix(epoch=epoch + 1, loss=f"{value:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.0f}")
                         bar.update()
                 finally:
-                    with shield():  # a Ctrl-C in the loader thread's join would print a traceback
+                    with self._shield():  # a Ctrl-C in the loader thread's join would print a traceback
                         batches.close()
-                with shield():
+                with self._shield():
                     sync_steps()
-                    if interrupts:
-                        if self.saved_step != self.step:
-                            self.save()
-                    else:
-                        result = self._end_epoch(losses, epochs_log, started, bar)
+                if interrupts:
+                    if self.saved_step != self.step:
+                        self.save()
+                else:
+                    result = self._end_epoch(losses, epochs_log, started, bar)
             bar.close()
             if interrupts:
                 raise KeyboardInterrupt
