@@ -141,6 +141,9 @@ def _train_config(args):
 
 def _cmd_train(args) -> int:
     import time
+    import warnings
+
+    from tqdm import tqdm
 
     from .train import Trainer
 
@@ -156,7 +159,10 @@ def _cmd_train(args) -> int:
           f"images for {config.epochs} epoch{'s' if config.epochs > 1 else ''} "
           f"({trainer.steps_per_epoch} steps each) into {out}")
     try:
-        result = trainer.fit()
+        with warnings.catch_warnings():  # a collapse warning as one line above the progress bar
+            warnings.showwarning = lambda message, *_, **__: tqdm.write(f"minicon: warning: {message}",
+                                                                        file=sys.stderr)
+            result = trainer.fit()
     except KeyboardInterrupt:  # the message says what is on disk: a second Ctrl-C may stop before a save
         resume = f" Continue with: minicon train --out {out} --resume" if trainer.saved_step is not None else ""
         print(f"\ninterrupted at step {trainer.step}. {trainer.checkpoint_status()}.{resume}", file=sys.stderr)

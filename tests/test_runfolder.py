@@ -132,6 +132,11 @@ def write_then_die(path, write):  # half the archive in a temp file, then kill -
     real(path, write)
 
 checkpoint.write_atomic = write_then_die
+if len(sys.argv) > 3:  # every epoch's kNN beats the last, so epoch 2 writes best.npz over epoch 1's
+    from minicon.train import Trainer
+
+    real_monitor = Trainer.monitor
+    Trainer.monitor = lambda self: {**real_monitor(self), "knn_top1": self.step / 8}
 make(run.parent, run.name).fit()
 """
 
@@ -164,15 +169,20 @@ def test_kill_9_during_a_checkpoint_write_loses_nothing(tmp_path, kill_at, saved
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".tmp-")) == []
 
 
-def test_best_npz_is_written_atomically_not_copied(tmp_path):
-    trainer = make(tmp_path)
-    trainer.fit()
+def test_kill_9_while_best_npz_is_replaced_keeps_the_previous_best(tmp_path):
     run = tmp_path / "run"
+    child = subprocess.run([sys.executable, "-c", KILLER, str(run), "5", "improve"], cwd=ROOT, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr  # killed writing epoch 2's best.npz
     best = load_checkpoint(run / "best.npz")
-    assert best["best"] == max(e["knn_top1"] for e in read(run / "epochs.jsonl"))
-    assert load_checkpoint(run / "last.npz")["best"] == best["best"]
-    source = (ROOT / "minicon" / "train" / "trainer.py").read_text()
-    assert "copyfile" not in source and "shutil" not in source  # a copy is not atomic
+    assert (best["step"], best["best"]) == (4, 0.5)  # epoch 1's, whole (a copy would have truncated it)
+    assert load_checkpoint(run / "last.npz")["step"] == 8 and len(read(run / "epochs.jsonl")) == 2
+    resumed = make(tmp_path, resume=True)
+    assert not resumed.finished()  # epoch 2's best.npz is still to be written
+    assert resumed.fit()["knn_top1"] == 1.0  # the logged monitor result, as minicon train prints it
+    best = load_checkpoint(run / "best.npz")
+    assert (best["step"], best["best"]) == (8, 1.0)
+    assert load_checkpoint(run / "last.npz")["best"] == 1.0
 
 
 # run files without a config, dead ends
@@ -441,9 +451,22 @@ def test_a_collapsed_run_warns_and_a_healthy_one_does_not(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", CollapseWarning)
         make(tmp_path, "healthy").fit()
-    with pytest.warns(CollapseWarning, match=r"epoch 1: the embeddings have collapsed to one point "
+    with pytest.warns(CollapseWarning, match=r"epoch \d: the embeddings have collapsed to one point "
                                              r"\(embedding std 0,.*learning rate 1e\+10 is likely too high"):
         with np.errstate(over="ignore", invalid="ignore"):
             make(tmp_path, "collapsed", lr=1e10).fit()
     epochs = read(tmp_path / "collapsed" / "epochs.jsonl")
     assert epochs[-1]["loss"] == pytest.approx(np.log(2 * 16 - 1), abs=1e-3)  # NT-Xent at chance: ln(2N−1)
+
+
+def test_minicon_train_prints_the_collapse_warning_as_one_line(tmp_path, monkeypatch, capsys):
+    shrink_layouts(monkeypatch)
+    write_binary(tmp_path / "data", "cifar10")
+    toml = tmp_path / "tiny.toml"
+    toml.write_text("knn_train = 8\nknn_test = 4\n")
+    with np.errstate(over="ignore", invalid="ignore"):
+        code = main(["train", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--batch-size",
+                     "4", "--widths", "4", "8", "--epochs", "1", "--lr", "1e10", "--config", str(toml)])
+    assert code == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("minicon: warning: epoch 1: the embeddings have collapsed") for line in lines)

@@ -404,18 +404,20 @@ class Trainer:
             self.save()  # last.npz must know the new best, or a resumed run would take a worse epoch as best
 
     def _epoch_end_pending(self) -> bool:
-        """True when the step ends an epoch whose record ``epochs.jsonl`` lacks (the run stopped in between)."""
+        """True when the step ends an epoch whose record, or whose ``best.npz``, the stopped run did not write."""
         if self.step == 0 or self.step % self.steps_per_epoch:
             return False
         records = read_jsonl(self.run_dir / "epochs.jsonl")
-        return not records or records[-1]["step"] != self.step
+        if not records or records[-1]["step"] != self.step:
+            return True
+        return records[-1].get("knn_top1", -math.inf) > self.best
 
     def finished(self) -> bool:
         """True when every step is taken and logged: :meth:`fit` would have nothing to do."""
         return self.step >= self.config.epochs * self.steps_per_epoch and not self._epoch_end_pending()
 
     def _finish_resumed_epoch(self, epochs_log, started: float, bar) -> dict:
-        """Resumed at an epoch's end: do what the stopped run's :meth:`_end_epoch` did not.
+        """Resumed at an epoch's end: do what the stopped run's :meth:`_end_epoch` did not; returns its monitor result.
 
         Its record is missing when the monitor failed or Ctrl-C or a kill came
         after the checkpoint; ``best.npz`` is stale when the kill came after the
@@ -423,10 +425,11 @@ class Trainer:
         be made now.
         """
         if not self._epoch_end_pending():
-            records = read_jsonl(self.run_dir / "epochs.jsonl")
-            if records and records[-1]["step"] == self.step:
-                self._keep_if_best(records[-1])
             return {}
+        records = read_jsonl(self.run_dir / "epochs.jsonl")
+        if records and records[-1]["step"] == self.step:
+            self._keep_if_best(records[-1])
+            return {k: v for k, v in records[-1].items() if k not in ("epoch", "step", "loss", "wall_s")}
         first = self.step - self.steps_per_epoch
         losses = [r["loss"] for r in read_jsonl(self.run_dir / "steps.jsonl") if r["step"] > first]
         if len(losses) != self.steps_per_epoch:
