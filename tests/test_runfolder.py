@@ -19,8 +19,8 @@ import pytest
 from minicon.cli import main
 from minicon.train import Trainer, TrainingError, load_checkpoint, save_checkpoint
 from minicon.train.config import ConfigError
-from minicon.train.runfolder import read_jsonl
-from minicon.train.trainer import CollapseWarning
+from minicon.train.runfolder import read_jsonl, truncate_logs
+from minicon.train import CollapseWarning
 
 from .cifar_fixtures import shrink_layouts, write_binary
 from .test_train import make, read, tiny_config, tiny_data
@@ -58,6 +58,17 @@ def test_read_jsonl_drops_a_torn_last_line_and_names_other_damage(tmp_path):
     with pytest.raises(ValueError, match=r"line 2: not a JSON object"):
         read_jsonl(path)
     assert read_jsonl(tmp_path / "missing.jsonl") == []
+
+
+def test_truncate_logs_keeps_the_checkpoints_steps_and_names_a_record_without_one(tmp_path):
+    (tmp_path / "steps.jsonl").write_text("".join(json.dumps({"step": i, "loss": 0.5}) + "\n" for i in (1, 2, 3)))
+    (tmp_path / "epochs.jsonl").write_text('{"step": 2, "epoch": 1}\n{"step": 4, "ep')
+    truncate_logs(tmp_path, 2)
+    assert [r["step"] for r in read(tmp_path / "steps.jsonl")] == [1, 2]
+    assert (tmp_path / "epochs.jsonl").read_text() == '{"step": 2, "epoch": 1}\n'  # the torn line is gone
+    (tmp_path / "steps.jsonl").write_text('{"step": 1}\n{"loss": 2.0}\n')
+    with pytest.raises(ValueError, match=r"steps.jsonl: record 2 has no integer step"):
+        truncate_logs(tmp_path, 2)
 
 
 def test_resume_and_plot_tolerate_a_torn_last_line(tmp_path):

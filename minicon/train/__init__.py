@@ -2,6 +2,6 @@
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig
-from .trainer import Trainer, TrainingError
+from .trainer import CollapseWarning, Trainer, TrainingError
 
-__all__ = ["Trainer", "TrainingError", "TrainConfig", "ConfigError", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Trainer", "TrainingError", "CollapseWarning", "TrainConfig", "ConfigError", "load_checkpoint", "save_checkpoint"]

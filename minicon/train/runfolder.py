@@ -2,9 +2,11 @@
 
 A run folder (see :mod:`minicon.train.trainer`) is written by one process
 at a time: :func:`lock_run_dir` takes an exclusive OS lock on ``RUN/.lock``
-for the Trainer's life. Its logs are appended one line per record, so a
-crash mid-write can leave a torn last line; :func:`read_jsonl` drops it
-and names the file and line of any other damage.
+for the Trainer's life, and :func:`check_run_dir` refuses a folder the run
+must not write to. Its logs are appended one line per record, so a crash
+mid-write can leave a torn last line; :func:`read_jsonl` drops it and names
+the file and line of any other damage, and :func:`truncate_logs` cuts the
+logs back to a checkpoint's step on resume.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import TEMP_PREFIX
-from .config import ConfigError
+from .checkpoint import TEMP_PREFIX, write_atomic
+from .config import ConfigError, TrainConfig
 
 LOGS = ("steps.jsonl", "epochs.jsonl")
 CHECKPOINTS = ("last.npz", "best.npz")
@@ -106,3 +108,63 @@ def remove_orphan_temps(run_dir) -> list:
 def run_files(run_dir) -> list:
     """Names of the logs and checkpoints present in ``run_dir`` (what a run's config describes)."""
     return [name for name in LOGS + CHECKPOINTS if (Path(run_dir) / name).exists()]
+
+
+def check_run_dir(run_dir, config: TrainConfig, resume: bool) -> None:
+    """Refuse a run folder that ``config`` (``resume`` or not) must not write to; read-only.
+
+    The data folder may differ (data moved between start and resume is the
+    same run). A folder whose config.json has no checkpoint beside it holds
+    nothing to resume, so a fresh start may replace it.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the folder: run files without a config.json, a
+        different run, this run without ``resume``, or nothing to resume.
+    """
+    path = Path(run_dir) / "config.json"
+    present = run_files(run_dir)
+    if not path.exists():
+        if present:
+            raise ConfigError(f"{run_dir} holds {', '.join(present)} but no config.json: restore "
+                              "the run's config.json to resume it, or choose another --out")
+        if resume:
+            raise ConfigError(f"--resume: {run_dir} holds no run to resume")
+        return
+    previous = TrainConfig.from_run(path)
+    differ = [name for name in previous.differences(config) if name != "data_dir"]
+    if not resume and not any(name in present for name in CHECKPOINTS):
+        return
+    if differ:
+        raise ConfigError(f"{run_dir} already holds a different run (differs in {', '.join(differ)}); "
+                          "choose another --out")
+    if not resume:
+        raise ConfigError(f"{run_dir} already holds this run; pass --resume to continue it or choose another --out")
+    if "last.npz" not in present:
+        raise ConfigError(f"--resume: {run_dir} has no checkpoint (last.npz) yet: the run stopped "
+                          "before the end of its first epoch; start it afresh without --resume")
+
+
+def truncate_logs(run_dir, step: int) -> None:
+    """Keep the log records up to ``step`` (the checkpoint's): a killed run logged steps it lost, maybe a torn line.
+
+    Each log is rewritten atomically, so a crash here loses nothing either.
+
+    Raises
+    ------
+    ValueError
+        For a damaged line (see :func:`read_jsonl`) or a record without an
+        integer ``step``; names the file.
+    """
+    for name in LOGS:
+        path = Path(run_dir) / name
+        if not path.exists():
+            continue
+        kept = []
+        for number, record in enumerate(read_jsonl(path), start=1):
+            if not isinstance(record.get("step"), int):
+                raise ValueError(f"{path}: record {number} has no integer step")
+            if record["step"] <= step:
+                kept.append(json.dumps(record) + "\n")
+        write_atomic(path, lambda f: f.write("".join(kept).encode()))

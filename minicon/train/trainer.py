@@ -54,9 +54,9 @@ from ..evaluate import (
 from ..methods import build_method
 from ..nn import ConvNet, resnet18
 from ..optim import SGD, LARS, Adam, AdamW, WarmupCosine
-from .checkpoint import load_checkpoint, save_checkpoint, write_atomic
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainConfig, method_defaults, save_json
-from .runfolder import LOGS, lock_run_dir, read_jsonl, remove_orphan_temps, run_files
+from .runfolder import LOGS, check_run_dir, lock_run_dir, read_jsonl, remove_orphan_temps, truncate_logs
 
 _STATE_KEYS = ("step", "best", "model", "optimizer", "schedule", "host_rng")
 
@@ -191,7 +191,7 @@ class Trainer:
         self._lock = lock_run_dir(self.run_dir)
         try:
             remove_orphan_temps(self.run_dir)
-            self._check_run_dir(resume)
+            check_run_dir(self.run_dir, self.config, resume)
             self._build(train_data, test_data)
             if resume:
                 self._load(self.run_dir / "last.npz")
@@ -244,34 +244,6 @@ class Trainer:
         self.step = 0
         self.best = -math.inf
 
-    def _check_run_dir(self, resume: bool) -> None:
-        path = self.run_dir / "config.json"
-        present = run_files(self.run_dir)
-        if not path.exists():
-            if present:
-                raise ConfigError(f"{self.run_dir} holds {', '.join(present)} but no config.json: restore "
-                                  "the run's config.json to resume it, or choose another --out")
-            if resume:
-                raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
-            return
-        previous = TrainConfig.from_run(path)
-        # where the data lies is no setting of the run: data moved between start and resume is the same run
-        differ = [name for name in previous.differences(self.config) if name != "data_dir"]
-        checkpointed = any(name.endswith(".npz") for name in present)
-        if not resume and not checkpointed:
-            return  # stopped before its first checkpoint: nothing to resume, so a fresh start replaces it
-        if differ:
-            raise ConfigError(
-                f"{self.run_dir} already holds a different run (differs in {', '.join(differ)}); "
-                "choose another --out"
-            )
-        if not resume:
-            raise ConfigError(f"{self.run_dir} already holds this run; pass --resume to continue it "
-                              "or choose another --out")
-        if "last.npz" not in present:
-            raise ConfigError(f"--resume: {self.run_dir} has no checkpoint (last.npz) yet: the run stopped "
-                              "before the end of its first epoch; start it afresh without --resume")
-
     def state(self) -> dict:
         return {
             "format": 1,
@@ -299,21 +271,7 @@ class Trainer:
             raise ConfigError(f"{path} does not fit the run that {self.run_dir / 'config.json'} describes "
                               f"(was it edited?): {_clip(str(exc))}") from None
         self.saved_step = self.step
-        self._truncate_logs()
-
-    def _truncate_logs(self) -> None:
-        """Drop log lines written after the checkpoint (a killed run logged steps it lost) and a torn last line."""
-        for name in LOGS:
-            path = self.run_dir / name
-            if not path.exists():
-                continue
-            kept = []
-            for number, record in enumerate(read_jsonl(path), start=1):
-                if not isinstance(record.get("step"), int):
-                    raise ConfigError(f"{path}: record {number} has no integer step")
-                if record["step"] <= self.step:
-                    kept.append(json.dumps(record) + "\n")
-            write_atomic(path, lambda f: f.write("".join(kept).encode()))
+        truncate_logs(self.run_dir, self.step)
 
     def save(self, name: str = "last.npz") -> Path:
         """Write the state to ``run_dir/name`` atomically; returns the path."""
