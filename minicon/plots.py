@@ -118,7 +118,7 @@ def training_curves(run_dir) -> Figure:
         If a log line other than a torn last one (a run killed mid-write,
         which is skipped) is not JSON; names the file and line.
     """
-    from .train.runfolder import read_jsonl  # late: the training package sits above the figures
+    from .train.runfolder import read_jsonl  # late: minicon.train loads the whole training stack
 
     steps, epochs = read_jsonl(Path(run_dir) / "steps.jsonl"), read_jsonl(Path(run_dir) / "epochs.jsonl")
     if not steps:

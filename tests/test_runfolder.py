@@ -116,6 +116,12 @@ def test_the_lock_is_held_against_another_process(tmp_path):
     assert child.stdout == "" and child.returncode == 0
 
 
+def test_no_fcntl_is_a_one_line_error_not_an_import_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # as on Windows: import fcntl raises ImportError
+    with pytest.raises(ConfigError, match=r"run: locking a run folder needs fcntl.flock"):
+        make(tmp_path)
+
+
 def test_a_failed_start_releases_the_lock(tmp_path):
     with pytest.raises(ConfigError, match="--batch-size 128 is larger than the 64 training images"):
         make(tmp_path, batch_size=128)
@@ -210,12 +216,14 @@ def test_a_folder_with_run_files_but_no_config_is_refused(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # nothing touched
 
 
-def test_an_edited_config_json_is_named(tmp_path):
+def test_an_edited_config_json_is_named(tmp_path, capsys):
     make(tmp_path).fit()
     path = tmp_path / "run" / "config.json"
     values = json.loads(path.read_text())
     path.write_text(json.dumps({**values, "epochs": -1}))
     assert main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 2
+    assert capsys.readouterr().err.strip() == (f"minicon: error: {path} is not a minicon run config: "
+                                               "epochs must be > 0, got -1")
     path.write_text("{not json")
     with pytest.raises(ConfigError, match=r"config.json is not a minicon run config"):
         make(tmp_path, resume=True)
