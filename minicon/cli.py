@@ -17,6 +17,14 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line."""
 
 
+def _positive_int(text: str) -> int:
+    """argparse type for a count: ``--subset -5`` is refused, not read as "all but five"."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
+
+
 def _cmd_info(args) -> int:
     import numpy
 
@@ -251,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probe", choices=("linear", "knn", "all"), default="all")
     p.add_argument("--baselines", action="store_true", help="also raw pixels and a random encoder")
     p.add_argument("--checkpoint", choices=("best", "last"), default="last")
-    p.add_argument("--subset", type=int, help="evaluate on this many train and test images (quick look)")
+    p.add_argument("--subset", type=_positive_int, help="evaluate on this many train and test images (quick look)")
     p.add_argument("--data-dir")
     p.set_defaults(func=_cmd_eval)
 
@@ -269,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("augment-grid", help="save originals beside augmented views as PNG")
     p.add_argument("--out", default="augmentations.png")
     p.add_argument("--preset", choices=("simclr", "moco_v2"), default="simclr")
-    p.add_argument("--n-images", type=int, default=8)
-    p.add_argument("--n-views", type=int, default=6)
+    p.add_argument("--n-images", type=_positive_int, default=8)
+    p.add_argument("--n-views", type=_positive_int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.set_defaults(func=_cmd_augment_grid)

@@ -7,6 +7,7 @@ they work on any run folder, including one copied from another machine.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from .. import backend
 from ..augment import ToFloat, TwoViews, simclr_cifar
 from ..data import load_cifar10
 from ..evaluate import extract_features, knn_accuracy, linear_probe, raw_pixels, zero_shot_accuracy
-from .checkpoint import load_checkpoint
+from .checkpoint import TEMP_PREFIX, load_checkpoint, write_atomic
 from .config import ConfigError, TrainConfig
 from .trainer import build_model, view_transform
 from .trainer import subset as subset_of
@@ -42,6 +43,17 @@ def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
     return config, model, test
 
 
+def _check_writable(path: Path) -> None:
+    """Fail before minutes of evaluation, not after, when ``path`` cannot be written."""
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path} cannot be written (it is not a file); nothing was evaluated")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent, prefix=TEMP_PREFIX):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be written ({exc.strerror or exc}); nothing was evaluated") from None
+
+
 def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=None,
                  checkpoint: str = "last", subset: int | None = None) -> dict:
     """kNN (k = 200, τ = 0.1) and linear-probe top-1 on the full CIFAR-10 test set.
@@ -65,10 +77,20 @@ def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=
     dict
         ``{"run", "method", "encoder", "epochs", "rows": [{"features", "knn_top1",
         "knn_top5", "linear_top1", "seconds"}...]}``; also written to
-        ``RUN/eval.json``.
+        ``RUN/eval.json`` (atomically).
+
+    Raises
+    ------
+    ConfigError
+        If ``subset`` is not a positive count, ``run_dir`` is not a run, or
+        ``RUN/eval.json`` cannot be written (checked before any work).
     """
     run_dir = Path(run_dir)
+    if subset is not None and subset < 1:
+        raise ConfigError(f"--subset must be a positive number of images, got {subset}")
     config, model, (test_x, test_y, names) = _restore(run_dir, checkpoint, data_dir)
+    out = run_dir / "eval.json"
+    _check_writable(out)
     train_x, train_y, _ = load_cifar10(data_dir or config.data_dir, "train", download=False)
     train_x, train_y = subset_of(train_x, train_y, subset, config.seed + 1)
     test_x, test_y = subset_of(test_x, test_y, subset, config.seed + 2)
@@ -98,7 +120,7 @@ def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=
     report = {"run": str(run_dir), "method": config.method, "encoder": config.encoder,
               "epochs": config.epochs, "checkpoint": checkpoint, "train_images": len(train_y),
               "test_images": len(test_y), "rows": rows}
-    (run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_atomic(out, lambda f: f.write((json.dumps(report, indent=2) + "\n").encode()))
     return report
 
 
