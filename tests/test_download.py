@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import http.server
 import io
+import os
+import stat
 import tarfile
 import threading
 
@@ -175,3 +177,15 @@ def test_extraction_checks_sizes_and_missing_members(tmp_path):
         extract_members(archive, tmp_path / "out", {"set/a.bin": 6})
     with pytest.raises(ValueError, match=r"expected members missing: set/b\.bin"):
         extract_members(archive, tmp_path / "out", {"set/a.bin": 5, "set/b.bin": None})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_extracted_files_honour_the_umask(tmp_path, umask):
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(tar_gz({"set/a.bin": b"12345"}))
+    previous = os.umask(umask)
+    try:
+        (target,) = extract_members(archive, tmp_path / "out", {"set/a.bin": 5})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask

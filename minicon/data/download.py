@@ -206,6 +206,9 @@ def _write_atomically(source, target: Path) -> None:
         with os.fdopen(fd, "wb") as out:
             for block in iter(lambda: source.read(1 << 20), b""):
                 out.write(block)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the data from other users
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
