@@ -154,14 +154,67 @@ def test_restricted_unpickler_refuses_code_and_runs_nothing(small, tmp_path):
     assert marker.exists()
 
 
-def test_restricted_unpickler_reads_arrays_pickled_by_this_numpy(tmp_path):
-    path = tmp_path / "batch"
-    array = np.arange(12, dtype=np.uint8).reshape(2, 6)
-    for protocol in (3, 4):  # numpy 2 names numpy._core.multiarray._reconstruct
-        path.write_bytes(pickle.dumps({b"data": array, b"labels": [1, 2]}, protocol=protocol))
-        loaded = load_restricted(path)
-        np.testing.assert_array_equal(loaded[b"data"], array)
-        assert loaded[b"labels"] == [1, 2]
+@pytest.fixture
+def numpy1_names(monkeypatch):
+    """Make pickle name NumPy 1's modules (numpy.core.*), as files written before NumPy 2 do."""
+    import warnings
+    warnings.filterwarnings("ignore", r"numpy\.core.* is deprecated", DeprecationWarning)
+    for function, module in ((np.empty(0).__reduce__()[0], "numpy.core.multiarray"),
+                             (np.empty(0).__reduce_ex__(5)[0], "numpy.core.numeric")):
+        monkeypatch.setattr(function, "__module__", module)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("old_numpy", [False, True])
+def test_batches_pickled_by_todays_python_load_through_each_numpy_path(small, tmp_path, protocol, old_numpy,
+                                                                      request):
+    """Protocol 2 from Python 3 spells bytes as _codecs.encode; 5 rebuilds arrays with _frombuffer."""
+    expected = write_python(tmp_path, "cifar10")["test"]
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch = {b"data": expected[0].reshape(len(expected[0]), -1), b"labels": expected[1].ravel().tolist()}
+    if old_numpy:
+        request.getfixturevalue("numpy1_names")
+    data = pickle.dumps(batch, protocol=protocol)
+    if old_numpy:
+        assert b"numpy.core." in data and b"numpy._core" not in data
+    assert (b"_codecs" in data) == (protocol == 2) and (b"_frombuffer" in data) == (protocol == 5)
+    path.write_bytes(data)
+    images, labels, _ = load_cifar10(tmp_path, "test", download=False)
+    np.testing.assert_array_equal(images, expected[0])
+    np.testing.assert_array_equal(labels, expected[1].ravel())
+
+
+class _ObjectArray:
+    def __reduce__(self):  # an object-dtype array: its items are unpickled objects
+        return np.array([1, "two"], dtype=object).__reduce_ex__(4)
+
+
+class _Encode:
+    def __init__(self, encoding):
+        self.encoding = encoding
+
+    def __reduce__(self):
+        import _codecs
+        return _codecs.encode, ("x", self.encoding)
+
+
+class _HugeArray:
+    def __reduce__(self):  # 10**12 bytes declared where the reconstruction allocates them
+        return np.empty(0).__reduce__()[0], (np.ndarray, (10**12,), b"b")
+
+
+@pytest.mark.parametrize("payload, message", [
+    (_ObjectArray(), r"refusing an array of dtype object"),
+    (_Encode("utf-16"), r"refusing _codecs\.encode\(str, 'utf-16'\)"),
+    (_HugeArray(), r"declares 1,000,000,000,000 bytes .*more than the 12,288 expected"),
+])
+def test_restricted_unpickler_refuses_objects_other_codecs_and_huge_arrays(small, tmp_path, payload, message):
+    write_python(tmp_path, "cifar10")
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps({b"data": payload, b"labels": []}, protocol=4))
+    with pytest.raises(DataFileError, match=message) as caught:
+        load_cifar10(tmp_path, "test", download=False)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_readers_check_record_counts_directly(tmp_path):

@@ -105,7 +105,7 @@ def read_pickle_batch(path, *, label_keys: tuple, num_records: int, num_classes:
     size = path.stat().st_size
     expected = f"a dict with a uint8 (N, {PIXELS}) array under b'data', N = {num_records:,}"
     try:
-        batch = load_restricted(path)
+        batch = load_restricted(path, max_array_bytes=num_records * PIXELS)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError) as exc:
         raise DataFileError(
