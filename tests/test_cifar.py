@@ -242,3 +242,13 @@ def test_real_cifar10_has_every_record_and_balanced_classes():
         assert names == CLASS_NAMES["cifar10"]
     mean = images.reshape(n, 3, -1).mean(axis=(0, 2)) / 255  # natural images, not noise or zeros
     np.testing.assert_allclose(mean, [0.49, 0.48, 0.45], atol=0.02)
+
+
+def test_a_class_names_file_that_is_not_utf8_is_named(small, tmp_path):
+    write_binary(tmp_path, "cifar10")
+    path = tmp_path / "cifar-10-batches-bin" / "batches.meta.txt"
+    path.write_bytes("airplane\n".encode() + b"\xff\xfe caf\xe9\n")
+    with pytest.raises(DataFileError) as caught:
+        load_cifar10(tmp_path, "test", download=False)
+    assert str(caught.value) == (f"{path}: not UTF-8 text (byte 9 is 0xff); "
+                                 "expected 10 class names, one per line")

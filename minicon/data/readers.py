@@ -139,10 +139,15 @@ def read_names(path, *, count: int) -> list:
     Raises
     ------
     DataFileError
-        If the file does not hold exactly ``count`` names.
+        If the file is not UTF-8 text or does not hold exactly ``count`` names.
     """
     path = Path(path)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: not UTF-8 text (byte {exc.start:,} is {exc.object[exc.start]:#04x}); "
+                            f"expected {count} class names, one per line") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != count:
         raise DataFileError(f"{path}: {len(names)} class names, expected {count}")
     return names
