@@ -45,7 +45,7 @@ def no_grad():
 
 
 def _is_float(dtype) -> bool:
-    return dtype.kind in "fc"
+    return dtype.kind == "f"  # real only: every backward here is derived for real inputs
 
 
 class Tensor:
@@ -58,8 +58,8 @@ class Tensor:
         floats become float32 (the default dtype), Python ints int64; arrays
         keep their dtype. Data of the other backend is moved to the current one.
     requires_grad : bool
-        Whether ``backward`` should fill ``.grad``. Only floating tensors can
-        require gradients.
+        Whether ``backward`` should fill ``.grad``. Only real floating tensors
+        can require gradients.
 
     Attributes
     ----------
@@ -72,7 +72,7 @@ class Tensor:
     Raises
     ------
     TypeError
-        If ``requires_grad`` is asked of an integer or boolean tensor.
+        If ``requires_grad`` is asked of an integer, boolean or complex tensor.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
@@ -84,7 +84,7 @@ class Tensor:
         self.data = backend.asarray(data)
         if requires_grad and not _is_float(self.data.dtype):
             raise TypeError(
-                f"only floating-point tensors can require gradients, got dtype {self.data.dtype}"
+                f"only real floating-point tensors can require gradients, got dtype {self.data.dtype}"
             )
         self.requires_grad = bool(requires_grad)
         self.grad = None

@@ -86,6 +86,8 @@ def gradcheck(
         direction), both values and the relative error.
     ValueError
         If no input requires a gradient.
+    TypeError
+        If ``fn`` returns something other than a Tensor.
     """
     inputs = _as_float64_inputs(inputs)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
@@ -93,6 +95,9 @@ def gradcheck(
         raise ValueError("gradcheck: no input has requires_grad=True")
     rng = numpy.random.default_rng(seed)
     y = fn(*inputs)
+    if not isinstance(y, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor built from minicon ops, got "
+                        f"{type(y).__name__}; a float has no graph to differentiate")
     xp = backend.array_module(y.data)
     v = xp.asarray(rng.standard_normal(y.shape))
     for i in checked:

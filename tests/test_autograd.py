@@ -105,11 +105,15 @@ def test_graph_is_freed_once_unreachable(xp):
         gc.enable()
 
 
-def test_integer_and_bool_tensors_never_get_gradients(xp):
-    with pytest.raises(TypeError, match="only floating-point tensors"):
+def test_integer_bool_and_complex_tensors_never_get_gradients(xp):
+    with pytest.raises(TypeError, match="only real floating-point tensors"):
         Tensor(xp.asarray([1, 2]), requires_grad=True)
     with pytest.raises(TypeError):
         Tensor(xp.asarray([True]), requires_grad=True)
+    for dtype in (xp.complex64, xp.complex128):  # no backward here is derived for complex inputs
+        with pytest.raises(TypeError, match=f"got dtype {np.dtype(dtype)}"):
+            Tensor(xp.asarray([1 + 2j], dtype=dtype), requires_grad=True)
+    assert not Tensor(xp.asarray([1 + 2j])).requires_grad  # complex values without gradients are fine
     w = leaf(xp, [1.0, 2.0], xp.float32)
     idx = Tensor(xp.asarray([1, 0]))
     assert not (idx * 2).requires_grad

@@ -57,6 +57,12 @@ def test_only_inputs_that_require_grad_are_checked(xp):
         gradcheck(lambda b: b * 2.0, c)
 
 
+def test_a_function_returning_a_float_is_a_type_error(xp):
+    x = param(xp, [1.0, 2.0])
+    with pytest.raises(TypeError, match="fn must return a Tensor built from minicon ops, got float"):
+        gradcheck(lambda a: float(a.sum().item()), x)
+
+
 def test_non_tensor_arguments_pass_through(xp):
     x = param(xp, [[1.0, 2.0], [3.0, 4.0]])
     assert gradcheck(lambda t, axis: t.softmax(axis=axis), x, 0)

@@ -154,6 +154,12 @@ def test_load_state_dict_strict_errors_name_every_key_and_copy_nothing():
         np.testing.assert_array_equal(value, before[key])
 
 
+@pytest.mark.parametrize("state, kind", [([1, 2], "list"), (None, "NoneType"), ("model", "str")])
+def test_load_state_dict_of_a_non_mapping_is_a_type_error(state, kind):
+    with pytest.raises(TypeError, match=f"expects a mapping of parameter names to arrays .*got {kind}$"):
+        Net().load_state_dict(state)
+
+
 def test_load_state_dict_non_strict_reports_keys_but_still_rejects_shapes():
     net = Net()
     partial = {k: v for k, v in Net().state_dict().items() if k.startswith("first.")}

@@ -23,6 +23,7 @@ whose interface and naming this follows.
 from __future__ import annotations
 
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy
 
@@ -287,7 +288,12 @@ class Module:
         ValueError
             Naming every missing key and unexpected key (strict only) and every
             key whose shape differs (both shapes). Nothing is copied then.
+        TypeError
+            If ``state`` is not a mapping.
         """
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict expects a mapping of parameter names to arrays "
+                            f"(as state_dict returns), got {type(state).__name__}")
         targets = self._state_tensors()
         missing = [k for k in targets if k not in state]
         unexpected = [k for k in state if k not in targets]
