@@ -32,9 +32,19 @@ def normalize_loop(x):
 
 
 def cross_entropy_loop(logits, targets):
-    """(1/N) Σ_i [log Σ_j exp(x_ij) - x_{i,t_i}]."""
+    """(1/N) Σ_i [log Σ_j exp(x_ij - m_i) - (x_{i,t_i} - m_i)], m_i = max_j x_ij: exact at any magnitude."""
     rows = [[float(a) for a in row] for row in logits]
-    return sum(_logsumexp(row) - row[int(t)] for row, t in zip(rows, targets)) / len(rows)
+    total = 0.0
+    for row, t in zip(rows, targets):
+        m = max(row)
+        total += math.log(math.fsum(math.exp(v - m) for v in row)) - (row[int(t)] - m)
+    return total / len(rows)
+
+
+def softmax_loop(row):
+    m = max(row)
+    e = [math.exp(v - m) for v in row]
+    return [v / math.fsum(e) for v in e]
 
 
 def nt_xent_loop(z1, z2, temperature):

@@ -466,3 +466,50 @@ def test_bad_targets_and_eps_are_value_errors(xp):
         cross_entropy(logits, xp.asarray([0, 1]))
     with pytest.raises(ValueError, match="normalize: eps must be > 0"):
         normalize(logits, eps=0.0)
+
+
+# cross-entropy at any magnitude: the loss is formed from shifted logits (issue 17)
+
+def _check_cross_entropy_against_float64(xp, logits, targets, dtype):
+    x = param(xp, logits, dtype)
+    loss = cross_entropy(x, xp.asarray(targets))
+    loss.backward()
+    values = host(x.data).astype(np.float64)  # the reference sees exactly the values the loss saw
+    expected = ref.cross_entropy_loop(values, targets)
+    grad = np.array([ref.softmax_loop(list(row)) for row in values])
+    grad[np.arange(len(targets)), targets] -= 1
+    grad /= len(targets)
+    rtol = 1e-6 if dtype == np.float32 else 1e-13  # a few roundings of the loss's own size
+    assert loss.dtype == dtype and x.grad.dtype == dtype
+    np.testing.assert_allclose(loss.item(), expected, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(host(x.grad), grad, rtol=rtol, atol=rtol / len(targets))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("magnitude", [1.0, 1e4, 1e8, 1e20, -1e8])
+def test_cross_entropy_is_exact_for_equal_huge_logits(xp, dtype, magnitude):
+    """All logits equal: the loss is log C and the gradient (1/C - onehot)/N, whatever their size."""
+    n, classes = 3, 5
+    _check_cross_entropy_against_float64(xp, np.full((n, classes), magnitude), np.array([0, 2, 4]), dtype)
+    x = param(xp, np.full((n, classes), magnitude), dtype)
+    assert cross_entropy(x, xp.asarray([0, 2, 4])).item() == pytest.approx(math.log(classes), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("magnitude", [1e2, 1e8, 1e30])
+def test_cross_entropy_is_exact_with_one_dominant_logit(xp, dtype, magnitude):
+    """One logit far above the rest: loss 0 when it is the target, its margin over the target otherwise."""
+    logits = np.zeros((2, 4))
+    logits[:, 1] = magnitude
+    _check_cross_entropy_against_float64(xp, logits, np.array([1, 3]), dtype)
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), classes=st.integers(2, 6),
+       exponent=st.integers(0, 30), offset=st.sampled_from([0.0, 1e6, -1e8]))
+@settings(max_examples=25)
+def test_cross_entropy_matches_the_float64_reference_at_any_scale(xp, seed, n, classes, exponent, offset):
+    rng = np.random.default_rng(seed)
+    logits = rng.uniform(-1, 1, (n, classes)) * 10.0**exponent + offset
+    targets = rng.integers(0, classes, n)
+    for dtype in (np.float32, np.float64):
+        _check_cross_entropy_against_float64(xp, logits, targets, dtype)

@@ -70,12 +70,13 @@ class CLIPLoss(Function):
         scale = xp.minimum(exp_t, MAX_LOGIT_SCALE)
         logits = cosine * scale
         positive = xp.diagonal(logits).copy()
-        p_row, lse_row = softmax_logsumexp_(logits.copy(), axis=1)
-        p_col, lse_col = softmax_logsumexp_(logits, axis=0)
+        p_row, m_row, r_row = softmax_logsumexp_(logits.copy(), axis=1)
+        p_col, m_col, r_col = softmax_logsumexp_(logits, axis=0)
         p_row += p_col
         ctx.save_for_backward(i_hat, i_norms, t_hat, t_norms, cosine, p_row, scale)
         ctx.clamped, ctx.t_shape = bool(exp_t > MAX_LOGIT_SCALE), t.shape
-        loss = ((lse_row[:, 0] - positive).mean() + (lse_col[0, :] - positive).mean()) / 2
+        loss = ((r_row[:, 0] - (positive - m_row[:, 0])).mean()
+                + (r_col[0, :] - (positive - m_col[0, :])).mean()) / 2
         return xp.asarray(loss, dtype=cosine.dtype)
 
     @staticmethod

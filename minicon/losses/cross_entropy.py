@@ -9,13 +9,17 @@ from ._checks import check_embeddings
 
 
 def softmax_logsumexp_(logits, axis: int = -1):
-    """``(P, lse)``: softmax along ``axis`` and log Σ exp, OVERWRITING ``logits`` with P.
+    """``(P, m, r)``: softmax along ``axis``, the maximum ``m`` and ``r = log Σ exp(x - m)``, OVERWRITING ``logits`` with P.
 
     The maximum is subtracted first: exp(x - m) ≤ 1 cannot overflow and the
     sum is ≥ 1, so log never sees 0 (at τ = 0.01 raw logits reach ±100 and
-    exp(100) is inf in float32). Entries set to -inf (masked out) get
-    probability exactly 0. In place because every caller owns its logits
-    matrix: that saves two N×N temporaries. ``lse`` keeps ``axis`` as length 1.
+    exp(100) is inf in float32). log-sum-exp is ``m + r``, but callers never
+    form it: a loss ``lse - x_t`` is computed as ``r - (x_t - m)``, both terms
+    at the scale of the loss, not of the logits (at logits of 1e8 in float32,
+    ``m + r`` rounds to m and the loss to 0; the shifted form gives log C).
+    Entries set to -inf (masked out) get probability exactly 0. In place
+    because every caller owns its logits matrix: that saves two N×N
+    temporaries. ``m`` and ``r`` keep ``axis`` as length 1.
     """
     xp = array_module(logits)
     m = logits.max(axis=axis, keepdims=True)
@@ -23,7 +27,7 @@ def softmax_logsumexp_(logits, axis: int = -1):
     xp.exp(logits, out=logits)
     total = logits.sum(axis=axis, keepdims=True)
     logits /= total
-    return logits, m + xp.log(total)
+    return logits, m, xp.log(total)
 
 
 class CrossEntropy(Function):
@@ -70,9 +74,9 @@ class CrossEntropy(Function):
             )
         rows = xp.arange(n)
         picked = logits[rows, targets]
-        probs, lse = softmax_logsumexp_(logits.copy())
+        probs, m, r = softmax_logsumexp_(logits.copy())
         ctx.save_for_backward(probs, targets)
-        return xp.asarray((lse[:, 0] - picked).mean())
+        return xp.asarray((r[:, 0] - (picked - m[:, 0])).mean())  # shifted: exact at any magnitude
 
     @staticmethod
     def backward(ctx, g):

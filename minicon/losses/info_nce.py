@@ -76,10 +76,10 @@ class InfoNCE(Function):
         logits = xp.concatenate([positive, q_hat @ negatives.T], axis=1)
         logits *= 1.0 / temperature
         positive_logits = logits[:, 0].copy()
-        probs, lse = softmax_logsumexp_(logits)
+        probs, m, r = softmax_logsumexp_(logits)
         ctx.save_for_backward(q_hat, q_norms, k_hat, negatives, probs)
         ctx.temperature = temperature
-        return xp.asarray((lse[:, 0] - positive_logits).mean())
+        return xp.asarray((r[:, 0] - (positive_logits - m[:, 0])).mean())
 
     @staticmethod
     def backward(ctx, g):

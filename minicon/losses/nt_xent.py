@@ -66,10 +66,10 @@ class NTXent(Function):
         rows = xp.arange(2 * n)
         positive_logits = logits[rows, (rows + n) % (2 * n)]
         xp.fill_diagonal(logits, -xp.inf)
-        probs, lse = softmax_logsumexp_(logits)
+        probs, m, r = softmax_logsumexp_(logits)
         ctx.save_for_backward(z_hat, norms, probs)
         ctx.n, ctx.temperature = n, temperature
-        return xp.asarray((lse[:, 0] - positive_logits).mean())
+        return xp.asarray((r[:, 0] - (positive_logits - m[:, 0])).mean())
 
     @staticmethod
     def backward(ctx, g):

@@ -74,9 +74,9 @@ class SupCon(Function):
         weights = positives / xp.maximum(counts, 1).astype(z.dtype)
         mean_positive = (weights * logits).sum(axis=1)  # before masking: 0 · -inf would be NaN
         xp.fill_diagonal(logits, -xp.inf)
-        probs, lse = softmax_logsumexp_(logits)
+        probs, m, r = softmax_logsumexp_(logits)
         anchors = max(int(has_positive.sum()), 1)
-        per_anchor = xp.where(has_positive[:, 0], lse[:, 0] - mean_positive, 0)
+        per_anchor = xp.where(has_positive[:, 0], r[:, 0] - (mean_positive - m[:, 0]), 0)
         probs -= weights
         probs *= has_positive
         ctx.save_for_backward(z_hat, norms, probs)
