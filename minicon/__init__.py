@@ -2,8 +2,13 @@
 
 The public core: ``Tensor`` and ``Function`` (the autograd engine), the ops
 (also as ``Tensor`` methods), ``no_grad``, ``gradcheck`` and the backend
-switches ``set_backend`` / ``manual_seed``.
+switches ``set_backend`` / ``manual_seed``. The subpackages (``minicon.nn``,
+``minicon.losses``, ``minicon.data`` ...) are reachable after a bare
+``import minicon``, as ``torch.nn`` is, and imported on first use (PEP 562),
+so ``import minicon`` stays fast.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
@@ -54,3 +59,17 @@ __all__ = [
     "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "stack", "sub", "sum", "tanh",
     "transpose",
 ]
+
+# imported on first attribute access; "plots" and "cli" pull in matplotlib and argparse only then
+SUBMODULES = ("augment", "data", "evaluate", "functional", "losses", "methods", "nn", "optim", "train",
+              "plots", "cli")
+
+
+def __getattr__(name: str):
+    if name in SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)  # also binds it on this module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(SUBMODULES))
