@@ -30,7 +30,7 @@ class TrainConfig:
 
     The defaults are the laptop preset of a bare ``minicon train``: SimCLR
     (τ = 0.2, Adam at lr 2e-3) with a ConvNet 32-64-128-1024, 8 epochs of
-    24×24 views, about half an hour on two CPU cores (README, Results:
+    24×24 views, about half an hour on two CPU cores (benchmarks/RESULTS.md:
     linear probe 70.6% and 70.4%, kNN 60.0% and 60.1%, for two seeds). At
     equal time, smaller views and more epochs beat 32×32 views (64.0%
     against 61.3% with the 256-d ConvNet).
@@ -63,7 +63,7 @@ class TrainConfig:
         the preset's 8 epochs take as long as 10 at 512, and reach a linear
         probe of 69.7% / 69.3% (at lr 1e-3) against 67.9% for 10 epochs at 512 and
         64.9% / 65.4% at 256. The random encoder's floor rises more than
-        that: 55.9% at 1024, 53.5% at 512, 49.2% at 256; README, Results).
+        that: 55.9% at 1024, 53.5% at 512, 49.2% at 256; benchmarks/RESULTS.md).
     crop_scale : float or None
         Smallest crop area of RandomResizedCrop; None takes the method's
         default (SimCLR and CLIP 0.08, MoCo v2 0.2).
@@ -251,7 +251,7 @@ def method_defaults(method: str) -> dict:
     (appendix B.9) that ``SimCLR`` itself defaults to: on the 10-epoch
     runs, two seeds gave 58.5% and 58.1% kNN, 64.9% and 65.4% linear probe,
     against 56.1% / 64.0% with τ = 0.5 (one seed; 56.3% / 64.6% re-run at
-    one BLAS thread), all with the 256-d ConvNet (README, Results).
+    one BLAS thread), all with the 256-d ConvNet (benchmarks/RESULTS.md).
     SimCLR's peak learning rate is 2e-3: on the 8-epoch 1024-d preset, two
     seeds gave 70.6% and 70.4% linear probe against 70.1% and 69.3% at
     1e-3 (same seeds, one BLAS thread). MoCo and CLIP keep 1e-3, the rate
