@@ -23,7 +23,7 @@ from minicon.train.runfolder import read_jsonl, truncate_logs
 from minicon.train import CollapseWarning
 
 from .cifar_fixtures import shrink_layouts, write_binary
-from .test_train import make, read, tiny_config, tiny_data
+from .test_train import make, nan_at, read, tiny_config, tiny_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -231,15 +231,7 @@ def test_an_edited_config_json_is_named(tmp_path, capsys):
 
 def test_a_run_stopped_before_its_first_checkpoint_can_start_afresh(tmp_path):
     trainer = make(tmp_path)
-    original = trainer.model.training_step
-    calls = []
-
-    def nan_at_step_2(batch):
-        calls.append(1)
-        loss = original(batch)
-        return loss * float("nan") if len(calls) == 2 else loss
-
-    trainer.model.training_step = nan_at_step_2
+    nan_at(trainer, 2)
     with pytest.raises(TrainingError, match=r"loss became nan at step 2 \(epoch 1\); stopped. No checkpoint "
                                             r"exists yet \(the first is written at the end of epoch 1, step 4\)"):
         trainer.fit()
@@ -251,15 +243,7 @@ def test_a_run_stopped_before_its_first_checkpoint_can_start_afresh(tmp_path):
 
 def test_the_nan_message_names_the_checkpoint_that_exists(tmp_path):
     trainer = make(tmp_path)
-    original = trainer.model.training_step
-    calls = []
-
-    def nan_at_step_6(batch):
-        calls.append(1)
-        loss = original(batch)
-        return loss * float("nan") if len(calls) == 6 else loss
-
-    trainer.model.training_step = nan_at_step_6
+    nan_at(trainer, 6)
     with pytest.raises(TrainingError, match=r"The last good checkpoint is .*last.npz \(step 4\)"):
         trainer.fit()
 

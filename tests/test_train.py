@@ -32,6 +32,19 @@ def make(tmp_path, name="run", resume=False, **overrides):
                    train_data=tiny_data(64, 0), test_data=tiny_data(32, 1))
 
 
+def nan_at(trainer, step):
+    """Make the ``step``-th training step (1-based) return a NaN loss."""
+    original = trainer.model.training_step
+    calls = []
+
+    def training_step(batch):
+        calls.append(1)
+        loss = original(batch)
+        return loss * float("nan") if len(calls) == step else loss
+
+    trainer.model.training_step = training_step
+
+
 def read(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -90,15 +103,7 @@ def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path):
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer = make(tmp_path)
-    step = trainer.model.training_step
-    calls = []
-
-    def nan_at_step_6(batch):
-        calls.append(1)
-        loss = step(batch)
-        return loss * float("nan") if len(calls) == 6 else loss
-
-    trainer.model.training_step = nan_at_step_6
+    nan_at(trainer, 6)
     with pytest.raises(TrainingError, match=r"loss became nan at step 6 \(epoch 2\).*last.npz"):
         trainer.fit()
     state = minicon.train.load_checkpoint(tmp_path / "run" / "last.npz")
