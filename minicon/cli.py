@@ -25,6 +25,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _epochs(count: int) -> str:
+    return f"{count} epoch{'s' if count != 1 else ''}"
+
+
 def _cmd_info(args) -> int:
     import numpy
 
@@ -151,6 +155,7 @@ def _cmd_train(args) -> int:
     import time
     import warnings
 
+    import numpy
     from tqdm import tqdm
 
     from .train import Trainer
@@ -160,14 +165,16 @@ def _cmd_train(args) -> int:
     trainer = Trainer(config, out, resume=args.resume)
     if trainer.finished():
         trainer.close()
-        print(f"{out} has already finished its {config.epochs} epochs; nothing to resume. "
+        print(f"{out} has already finished its {_epochs(config.epochs)}; nothing to resume. "
               f"Evaluate it with `minicon eval {out}`")
         return 0
     print(f"training {config.method} with a {config.encoder} on {len(trainer.train_images)} CIFAR-10 "
-          f"images for {config.epochs} epoch{'s' if config.epochs > 1 else ''} "
+          f"images for {_epochs(config.epochs)} "
           f"({trainer.steps_per_epoch} steps each) into {out}")
     try:
-        with warnings.catch_warnings():  # a collapse warning as one line above the progress bar
+        # a diverging run's overflow is reported once, by the NaN-loss error, not as a warning per op
+        with warnings.catch_warnings(), numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # a collapse warning as one line above the progress bar
             warnings.showwarning = lambda message, *_, **__: tqdm.write(f"minicon: warning: {message}",
                                                                         file=sys.stderr)
             result = trainer.fit()

@@ -122,7 +122,8 @@ def training_curves(run_dir) -> Figure:
 
     steps, epochs = read_jsonl(Path(run_dir) / "steps.jsonl"), read_jsonl(Path(run_dir) / "epochs.jsonl")
     if not steps:
-        raise FileNotFoundError(f"{run_dir} has no steps.jsonl: not a training run, or no step finished yet")
+        raise FileNotFoundError(f"{run_dir} has no logged step (steps.jsonl missing or empty): "
+                                "not a training run, or no step finished yet")
     fig = Figure(figsize=(13, 7), layout="constrained")
     axes = fig.subplots(2, 3)
     s = [r["step"] for r in steps]

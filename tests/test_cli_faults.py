@@ -69,8 +69,39 @@ def test_eval_and_plot_on_a_folder_that_is_not_a_run(tmp_path, capsys):
 def test_plot_on_a_run_with_no_steps_is_one_line(run, capsys):
     (run / "steps.jsonl").write_text("")
     assert main(["plot", str(run)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("minicon: error: ") and "\n" not in err and "steps" in err
+    assert capsys.readouterr().err.strip() == (f"minicon: error: {run} has no logged step (steps.jsonl missing "
+                                               "or empty): not a training run, or no step finished yet")
+
+
+def test_eval_on_a_folder_that_does_not_exist_says_so(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.strip() == (f"minicon: error: {tmp_path / 'nothing'} is not a folder: "
+                                               "expected a run folder made by minicon train")
+
+
+def test_one_epoch_is_one_epoch(run, capsys):
+    assert main(["eval", str(run), "--probe", "knn"]) == 0
+    assert ", 1 epoch (" in capsys.readouterr().out
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert "has already finished its 1 epoch; nothing to resume" in capsys.readouterr().out
+
+
+def test_a_diverging_run_ends_on_a_line_of_its_own_without_numpy_warnings(run, tmp_path, capsys):
+    data = json.loads((run / "config.json").read_text())["data_dir"]
+    assert main(["train", "--out", str(tmp_path / "nan"), "--data-dir", data, "--lr", "1e30", "--optimizer", "sgd",
+                 "--batch-size", "4", "--widths", "4", "8", "--crop-size", "16", "--epochs", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "RuntimeWarning" not in err and "encountered" not in err
+    assert [line for line in err.splitlines() if "minicon: error: loss became" in line][0].startswith("minicon:")
+
+
+def test_a_train_subset_larger_than_the_data_is_named(run, tmp_path, capsys):
+    data = json.loads((run / "config.json").read_text())["data_dir"]
+    assert main(["train", "--out", str(tmp_path / "big"), "--data-dir", data, "--train-subset", "100",
+                 "--batch-size", "4"]) == 2
+    assert capsys.readouterr().err.strip() == ("minicon: error: --train-subset 100 is larger than the 15 "
+                                               "training images")
+    assert not (tmp_path / "big" / "config.json").exists()
 
 
 def test_eval_without_a_best_checkpoint_is_one_line(run, capsys):

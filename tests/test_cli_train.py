@@ -86,7 +86,7 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert main(["train", "--temperature", "inf", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "minicon: error: temperature must be a finite number, got inf"
     assert main(["eval", str(tmp_path / "nothing")]) == 2
-    assert "is not a run folder" in capsys.readouterr().err
+    assert "nothing is not a folder: expected a run folder" in capsys.readouterr().err
     assert main(["train", "--resume", "--out", str(tmp_path / "none")]) == 2
     assert "holds no run to resume" in capsys.readouterr().err
 

@@ -30,6 +30,8 @@ def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
     ``config.json`` or without the checkpoint.
     """
     config_path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a folder: expected a run folder made by minicon train")
     if not config_path.exists():
         raise ConfigError(f"{run_dir} is not a run folder (no config.json)")
     config = TrainConfig.from_run(config_path)
@@ -129,7 +131,8 @@ def format_report(report: dict) -> str:
     columns = {"knn_top1": "kNN top-1", "knn_top5": "kNN top-5", "linear_top1": "linear probe top-1"}
     if any("zero_shot_top1" in row for row in report["rows"]):
         columns["zero_shot_top1"] = "zero-shot top-1"
-    lines = [f"{report['method']} + {report['encoder']}, {report['epochs']} epochs "
+    epochs = f"{report['epochs']} epoch{'s' if report['epochs'] != 1 else ''}"
+    lines = [f"{report['method']} + {report['encoder']}, {epochs} "
              f"({report['run']}, {report['checkpoint']} checkpoint); {report['train_images']} train "
              f"and {report['test_images']} test images of CIFAR-10:", "",
              "| features | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]

@@ -224,6 +224,9 @@ class Trainer:
                 "holding cifar-10-batches-bin, e.g. ../shared/data"
             ) from None
         images, labels, self.class_names = train_data
+        if config.train_subset is not None and config.train_subset > len(images):
+            raise ConfigError(f"--train-subset {config.train_subset} is larger than the {len(images)} "
+                              "training images")
         self.train_images, self.train_labels = subset(images, labels, config.train_subset, config.seed)
         self.test_images, self.test_labels = test_data[0], test_data[1]
         if len(self.train_images) < config.batch_size:  # drop_last would leave no step at all
@@ -441,6 +444,7 @@ class Trainer:
 
         total_steps = cfg.epochs * self.steps_per_epoch
         started = time.perf_counter()
+        bar = None
         try:
             bar = tqdm(total=total_steps, initial=self.step, disable=not self.progress,
                        unit="step", dynamic_ncols=True)
@@ -486,10 +490,11 @@ class Trainer:
                         self.save()
                 else:
                     result = self._end_epoch(losses, epochs_log, started, bar)
-            bar.close()
             if interrupts:
                 raise KeyboardInterrupt
         finally:
+            if bar is not None:
+                bar.close()  # ends the bar's line, so an error printed after it starts a line of its own
             steps_log.close()
             epochs_log.close()
             signal.signal(signal.SIGINT, previous_handler)
