@@ -17,6 +17,7 @@ from .test_train import tiny_config
 def run(tmp_path, monkeypatch):
     """A finished tiny run on a 15-image CIFAR-10 folder written to disk."""
     shrink_layouts(monkeypatch)  # 15 train and 4 test images
+    monkeypatch.delenv("MINICON_DATA_DIR", raising=False)  # --resume would take it over the run's own folder
     data = tmp_path / "data"
     write_binary(data, "cifar10")
     config = tiny_config(batch_size=4, knn_train=8, knn_test=4, data_dir=str(data), epochs=1)
