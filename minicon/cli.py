@@ -25,10 +25,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _epochs(count: int) -> str:
-    return f"{count} epoch{'s' if count != 1 else ''}"
-
-
 def _cmd_info(args) -> int:
     import numpy
 
@@ -159,17 +155,18 @@ def _cmd_train(args) -> int:
     from tqdm import tqdm
 
     from .train import Trainer
+    from .train.evaluation import epochs_text
 
     config = _train_config(args)
     out = args.out or f"runs/{config.method}-{config.encoder}-{time.strftime('%Y%m%d-%H%M%S')}"
     trainer = Trainer(config, out, resume=args.resume)
     if trainer.finished():
         trainer.close()
-        print(f"{out} has already finished its {_epochs(config.epochs)}; nothing to resume. "
+        print(f"{out} has already finished its {epochs_text(config.epochs)}; nothing to resume. "
               f"Evaluate it with `minicon eval {out}`")
         return 0
     print(f"training {config.method} with a {config.encoder} on {len(trainer.train_images)} CIFAR-10 "
-          f"images for {_epochs(config.epochs)} "
+          f"images for {epochs_text(config.epochs)} "
           f"({trainer.steps_per_epoch} steps each) into {out}")
     try:
         # a diverging run's overflow is reported once, by the NaN-loss error, not as a warning per op

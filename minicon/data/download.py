@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..files import write_atomic
 
 ENV_DATA_DIR = "MINICON_DATA_DIR"
 
@@ -191,25 +193,10 @@ def extract_members(archive_path, directory, members: dict) -> list:
             if target.exists():
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(tar.extractfile(info), target)
+            member = tar.extractfile(info)
+            write_atomic(target, lambda f: shutil.copyfileobj(member, f, 1 << 20))
             written.append(target)
     missing = sorted(set(members) - seen)
     if missing:
         raise ValueError(f"{archive_path}: expected members missing: {', '.join(missing)}")
     return written
-
-
-def _write_atomically(source, target: Path) -> None:
-    """Copy the stream ``source`` to ``target`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for block in iter(lambda: source.read(1 << 20), b""):
-                out.write(block)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the data from other users
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise

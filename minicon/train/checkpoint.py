@@ -7,7 +7,7 @@ everything else goes into one JSON document stored as bytes under
 ``__json__``. Loading uses ``allow_pickle=False``, so a crafted file can at
 worst fail to load, never run code.
 
-Writes are atomic (:func:`write_atomic`): the archive is written to a
+Writes are atomic (:func:`minicon.files.write_atomic`): the archive is written to a
 temporary file in the same folder, flushed to disk, then renamed over the
 target, so a crash, kill -9 or Ctrl-C mid-write leaves the previous
 checkpoint intact.
@@ -18,16 +18,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy
 
 from .. import backend
+from ..files import write_atomic
 
 _JSON_KEY = "__json__"
 _ARRAY_MARK = "__array__"
-TEMP_PREFIX = ".tmp-"  # of write_atomic's temporary files
 
 
 def _split(state: dict, prefix: str, arrays: dict):
@@ -83,38 +82,6 @@ def save_checkpoint(state: dict, path) -> None:
     meta = _split(state, "", arrays)
     document = numpy.frombuffer(json.dumps(meta).encode(), dtype=numpy.uint8)
     write_atomic(path, lambda f: numpy.savez(f, **arrays, **{_JSON_KEY: document}))
-
-
-def write_atomic(path, write) -> None:
-    """Replace ``path`` by what ``write(binary_file)`` writes: temp file in the same folder, fsync, rename.
-
-    A crash, kill -9 or full disk at any point leaves either the old file or
-    the new one, never a torn one; on an exception the temp file is removed
-    (a kill leaves it as ``.tmp-*``, which the next run of that folder deletes).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Target file; its folder must exist.
-    write : callable
-        Called once with the open temp file (binary mode).
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the file private, unlike other files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_checkpoint(path) -> dict:

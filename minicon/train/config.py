@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import write_atomic
+from ..files import write_atomic
 
 METHODS = ("simclr", "moco", "clip")
 ENCODERS = ("convnet", "resnet18")

@@ -17,7 +17,8 @@ from .. import backend
 from ..augment import ToFloat, TwoViews, simclr_cifar
 from ..data import load_cifar10
 from ..evaluate import extract_features, knn_accuracy, linear_probe, raw_pixels, zero_shot_accuracy
-from .checkpoint import TEMP_PREFIX, load_checkpoint, write_atomic
+from ..files import TEMP_PREFIX, write_atomic
+from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .trainer import build_model, view_transform
 from .trainer import subset as subset_of
@@ -126,13 +127,17 @@ def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=
     return report
 
 
+def epochs_text(count: int) -> str:
+    """``"1 epoch"``, ``"8 epochs"``: the phrase every message about a run's length uses."""
+    return f"{count} epoch{'s' if count != 1 else ''}"
+
+
 def format_report(report: dict) -> str:
     """The evaluation as a Markdown table (fractions shown as percentages)."""
     columns = {"knn_top1": "kNN top-1", "knn_top5": "kNN top-5", "linear_top1": "linear probe top-1"}
     if any("zero_shot_top1" in row for row in report["rows"]):
         columns["zero_shot_top1"] = "zero-shot top-1"
-    epochs = f"{report['epochs']} epoch{'s' if report['epochs'] != 1 else ''}"
-    lines = [f"{report['method']} + {report['encoder']}, {epochs} "
+    lines = [f"{report['method']} + {report['encoder']}, {epochs_text(report['epochs'])} "
              f"({report['run']}, {report['checkpoint']} checkpoint); {report['train_images']} train "
              f"and {report['test_images']} test images of CIFAR-10:", "",
              "| features | " + " | ".join(columns.values()) + " |", "|---" * (len(columns) + 1) + "|"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .checkpoint import TEMP_PREFIX, write_atomic
+from ..files import TEMP_PREFIX, write_atomic
 from .config import ConfigError, TrainConfig
 
 LOGS = ("steps.jsonl", "epochs.jsonl")

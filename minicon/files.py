@@ -1,0 +1,45 @@
+"""Files written so that a crash never leaves a torn one: the one atomic writer every module uses.
+
+Checkpoints, run configs, logs, evaluation reports and extracted dataset
+files all go through :func:`write_atomic`, so each is either the old file or
+the new one after kill -9 or a full disk.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+TEMP_PREFIX = ".tmp-"  # of write_atomic's temporary files, which a run folder deletes when next opened
+
+
+def write_atomic(path, write) -> None:
+    """Replace ``path`` by what ``write(binary_file)`` writes: temp file in the same folder, fsync, rename.
+
+    A crash, kill -9 or full disk at any point leaves either the old file or
+    the new one, never a torn one; on an exception the temp file is removed
+    (a kill leaves it as ``.tmp-*``, which the next run of that folder deletes).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file; its folder must exist.
+    write : callable
+        Called once with the open temp file (binary mode).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.splitext(path)[1], dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the file private, unlike other files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
