@@ -27,7 +27,7 @@ import numpy
 
 BACKENDS = ("numpy", "cupy")
 
-_state = {"name": "numpy", "xp": numpy, "default_dtype": numpy.float32}
+_state = {"name": "numpy", "xp": numpy, "default_dtype": numpy.float32, "cupy_ran": False}
 _host_rng = numpy.random.default_rng()
 
 
@@ -37,8 +37,9 @@ def _import_cupy() -> ModuleType:
     Raises
     ------
     RuntimeError
-        If CuPy is not installed (says which wheel to install) or if it is
-        installed but no CUDA device can be used.
+        If CuPy is not installed (says which wheel to install), if it is
+        installed but no CUDA device can be used, or if the first kernels
+        cannot run (the CUDA toolkit is missing; says how to install it).
     """
     try:
         import cupy
@@ -62,7 +63,35 @@ def _import_cupy() -> ModuleType:
             f"the cupy backend needs a GPU: CuPy {cupy.__version__} is installed but no "
             "GPU is visible (CUDA reports 0 devices; check CUDA_VISIBLE_DEVICES)"
         )
+    if not _state["cupy_ran"]:
+        _run_probe_kernels(cupy)
+        _state["cupy_ran"] = True
     return cupy
+
+
+def _run_probe_kernels(cupy) -> None:
+    """One elementwise kernel, one reduction and one matmul, copied back to the host.
+
+    The device count needs only the driver; the first kernel needs NVRTC (CuPy
+    compiles its kernels at run time) and the first matmul cuBLAS, both part
+    of the CUDA toolkit. Running them here turns a failure deep inside the
+    first training step into one message at selection, with the fix.
+    """
+    try:
+        a = cupy.arange(4, dtype=cupy.float32).reshape(2, 2)
+        got = ((a * 2 + 1).sum(), (a @ a)[1, 1])
+        values = [float(v) for v in got]
+    except Exception as exc:
+        raise RuntimeError(
+            f"the cupy backend sees a GPU but cannot run a kernel on it "
+            f"({type(exc).__name__}: {exc}). CuPy needs the CUDA toolkit's NVRTC and cuBLAS; "
+            "install them with the wheel's toolkit extra: `pip install -e '.[cuda12]'` or "
+            "`pip install -e '.[cuda13]'` (cupy-cuda1Nx[ctk]), or install the CUDA toolkit "
+            "that matches the wheel"
+        ) from exc
+    if values != [16.0, 11.0]:
+        raise RuntimeError(f"the cupy backend ran its probe kernels but got {values}, "
+                           "not [16.0, 11.0]: the GPU or its driver computes wrongly")
 
 
 def set_backend(name: str) -> ModuleType:
@@ -82,7 +111,8 @@ def set_backend(name: str) -> ModuleType:
     ValueError
         For an unknown name.
     RuntimeError
-        For ``"cupy"`` when CuPy is missing or no GPU is visible.
+        For ``"cupy"`` when CuPy is missing, no GPU is visible, or a first
+        elementwise kernel and matmul cannot run on it (no CUDA toolkit).
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; expected one of {BACKENDS}")

@@ -3,6 +3,10 @@
 Tests that compute take the ``xp`` fixture: it runs the same body once with
 NumPy and once with CuPy, skipping the CuPy run with the reason where CuPy or
 a GPU is missing. ``MINICON_TEST_BACKENDS=cupy`` (or ``numpy``) narrows it.
+
+Every test starts on NumPy, seeded, whatever the test before it did: a test
+without the fixture that ran after a CuPy one would otherwise make CuPy
+arrays and hand them to ``np.testing``.
 """
 
 import os
@@ -13,6 +17,8 @@ from hypothesis import HealthCheck, settings
 import minicon
 from minicon import backend
 
+pytest_plugins = ["pytester"]  # test_backend runs this conftest on generated tests
+
 settings.register_profile(
     "ci", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -22,19 +28,23 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 _wanted = os.environ.get("MINICON_TEST_BACKENDS", "numpy,cupy").split(",")
 
 
-@pytest.fixture(scope="session", params=[b for b in backend.BACKENDS if b in _wanted])
+@pytest.fixture(params=[b for b in backend.BACKENDS if b in _wanted])
 def xp(request):
-    """The array module of the backend under test, set as minicon's backend."""
+    """The array module of the backend under test, set as minicon's backend for one test."""
     if request.param == "cupy":
         ok, why = backend.cupy_available()
         if not ok:
             pytest.skip(f"CuPy backend unavailable: {why}")
-    previous = backend.get_backend()
     module = minicon.set_backend(request.param)
+    minicon.manual_seed(0)  # seeds CuPy's generator too, now that it is the backend
     yield module
-    minicon.set_backend(previous)
+    minicon.set_backend("numpy")
 
 
 @pytest.fixture(autouse=True)
-def _seeded():
+def _numpy_seeded():
+    """NumPy, seeded, before every test; NumPy again after it, even if it failed."""
+    minicon.set_backend("numpy")
     minicon.manual_seed(0)
+    yield
+    minicon.set_backend("numpy")

@@ -1,5 +1,9 @@
 """The backend switch, array helpers and seeding."""
 
+import sys
+import types
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -18,6 +22,50 @@ def test_cupy_request_without_cupy_says_how_to_install():
     if ok:
         pytest.skip("CuPy and a GPU are available here, so the error cannot be provoked")
     with pytest.raises(RuntimeError, match=r"cupy-cuda12x|no GPU"):
+        minicon.set_backend("cupy")
+    assert minicon.get_backend() == "numpy"
+
+
+def _fake_cupy(monkeypatch, arange):
+    """A stand-in ``cupy`` module with one visible GPU whose ``arange`` is ``arange``."""
+    fake = types.ModuleType("cupy")
+    fake.__version__ = "14.0-fake"
+    fake.float32 = np.float32
+    fake.arange = arange
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(backend._state, "cupy_ran", False)
+
+
+def test_a_gpu_without_the_cuda_toolkit_fails_at_selection_with_the_fix(monkeypatch):
+    def arange(*args, **kwargs):
+        raise OSError("libnvrtc.so.12: cannot open shared object file")
+
+    _fake_cupy(monkeypatch, arange)
+    with pytest.raises(RuntimeError, match=r"cannot run a kernel .*libnvrtc.*\[ctk\]"):
+        minicon.set_backend("cupy")
+    assert minicon.get_backend() == "numpy"
+    ok, why = backend.cupy_available()
+    assert not ok and "cuda12" in why
+
+
+def test_probe_kernels_run_once_and_check_their_values(monkeypatch):
+    calls = []
+
+    def arange(*args, **kwargs):
+        calls.append(args)
+        return np.arange(*args, **kwargs)
+
+    _fake_cupy(monkeypatch, arange)
+    try:
+        assert minicon.set_backend("cupy") is sys.modules["cupy"]
+        minicon.set_backend("cupy")
+    finally:
+        minicon.set_backend("numpy")
+    assert calls == [(4,)]  # probed at the first selection only
+
+    _fake_cupy(monkeypatch, lambda *a, **k: np.zeros(4, dtype=np.float32))
+    with pytest.raises(RuntimeError, match=r"got \[4.0, 0.0\], not \[16.0, 11.0\]"):
         minicon.set_backend("cupy")
     assert minicon.get_backend() == "numpy"
 
@@ -94,3 +142,27 @@ def test_environment_variable_chooses_backend(tmp_path):
         out = subprocess.run([sys.executable, "-m", "minicon", "info"], env=env, capture_output=True,
                              text=True, check=True)
         assert "MINICON_BACKEND=cupy cannot be used" in out.stderr and "backend numpy" in out.stdout
+
+
+def test_every_test_starts_on_numpy_even_after_one_that_switched(pytester):
+    # the shared conftest, run on two tests: the first leaves the backend switched (as a
+    # failing CuPy test would), the second must still start on NumPy, seeded
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile(
+        """
+        import minicon
+        from minicon import backend
+
+        def test_switches_and_fails():
+            backend._state["name"] = "cupy"
+            assert False
+
+        def test_starts_on_numpy():
+            assert minicon.get_backend() == "numpy"
+            assert backend._state["xp"].__name__ == "numpy"
+            first = backend.host_rng().random()
+            minicon.manual_seed(0)
+            assert first == backend.host_rng().random()
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1, failed=1)
