@@ -19,10 +19,15 @@ from minicon import backend
 
 pytest_plugins = ["pytester"]  # test_backend runs this conftest on generated tests
 
+# ``xp`` is function-scoped (the backend is reset after every test) but sets only the
+# backend, which no example changes, so sharing it across a test's examples is sound
+_shared_fixture = HealthCheck.function_scoped_fixture
 settings.register_profile(
-    "ci", deadline=None, max_examples=25, suppress_health_check=[HealthCheck.too_slow]
+    "ci", deadline=None, max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, _shared_fixture],
 )
-settings.register_profile("thorough", deadline=None, max_examples=300)
+settings.register_profile("thorough", deadline=None, max_examples=300,
+                          suppress_health_check=[_shared_fixture])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 _wanted = os.environ.get("MINICON_TEST_BACKENDS", "numpy,cupy").split(",")

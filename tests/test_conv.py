@@ -182,3 +182,48 @@ def test_conv2d_errors_name_op_and_shapes(xp, x_shape, w_shape, kwargs, message)
 def test_conv2d_bias_shape_error(xp):
     with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(4,\) .* got \(3,\)"):
         F.conv2d(Tensor(xp.zeros((1, 3, 8, 8))), Tensor(xp.zeros((4, 3, 3, 3))), Tensor(xp.zeros(3)))
+
+
+class _DeviceBatch:
+    """Shape and dtype of a CuPy batch, for ``_chunks``, without a GPU."""
+
+    __module__ = "cupy._core.core"
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = shape, np.dtype(dtype)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_im2col_chunks_are_bounded_by_bytes_on_both_backends(on_device):
+    from minicon.functional.conv import _CHUNK_BYTES, _chunks
+
+    # ResNet-18's first stage at batch 512: 32×32 outputs, 3·3·64 columns, float32: 1.2 GB
+    def batch(n):
+        return _DeviceBatch((n, 64, 32, 32), "float32") if on_device else np.empty((n, 1, 1, 1), np.float32)
+
+    out_hw, k = (32, 32), 9 * 64
+    chunks = _chunks(batch(512), out_hw, k)
+    budget = _CHUNK_BYTES["cupy" if on_device else "numpy"]
+    rows = [len(range(512)[c]) for c in chunks]
+    assert sum(rows) == 512 and len(chunks) > 1
+    assert max(rows) * out_hw[0] * out_hw[1] * k * 4 <= budget
+    # an image larger than the budget still gets a chunk of its own
+    assert [len(range(2)[c]) for c in _chunks(batch(2), (4096, 4096), k)] == [1, 1]
+
+
+def test_conv2d_is_the_same_in_any_number_of_chunks(xp, monkeypatch):
+    from minicon.functional import conv
+
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((5, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    g = rng.standard_normal((5, 4, 6, 6))
+    results = []
+    for budget in (1 << 30, 3 * 36 * 27 * 8):  # one chunk; chunks of 3 images (3 + 2)
+        monkeypatch.setitem(conv._CHUNK_BYTES, minicon.get_backend(), budget)
+        assert len(conv._chunks(xp.asarray(x), (6, 6), 27)) == (1 if budget > 1 << 20 else 2)
+        tx, tw, tb = _leaf(xp, x), _leaf(xp, w), _leaf(xp, b)
+        out = F.conv2d(tx, tw, tb, padding=1)
+        out.backward(xp.asarray(g))
+        results.append([to_host(a) for a in (out.data, tx.grad, tw.grad, tb.grad)])
+    for one, chunked in zip(*results):
+        np.testing.assert_allclose(chunked, one, rtol=1e-12, atol=1e-12)

@@ -113,6 +113,55 @@ def test_dropout_is_reproducible_with_manual_seed_and_keeps_dtype(xp):
     assert a.dtype == np.float32
 
 
+def _splitmix64_reference(seed: int, count: int) -> list:
+    """Element i of ``counter_uniform``, one Python int at a time (Steele et al. 2014)."""
+    mask = (1 << 64) - 1
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    start = mix(seed & mask)
+    return [(mix((start + (i + 1) * 0x9E3779B97F4A7C15) & mask) >> 11) / 2.0**53 for i in range(count)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**63 - 1, 123456789])
+def test_counter_uniform_is_splitmix64_of_seed_and_index_on_both_backends(xp, seed):
+    from minicon.functional.linear import counter_uniform
+
+    got = to_host(counter_uniform(xp, (3, 5), seed))
+    assert got.shape == (3, 5) and got.dtype == np.float64
+    np.testing.assert_array_equal(got.ravel(), _splitmix64_reference(seed, 15))
+
+
+def test_counter_uniform_is_uniform_and_nearby_seeds_are_unrelated():
+    from minicon.functional.linear import counter_uniform
+
+    u, v = counter_uniform(np, (200_000,), 41), counter_uniform(np, (200_000,), 42)
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002  # std 0.0006, 0.0002
+    assert np.histogram(u, bins=10, range=(0, 1))[0].min() > 19_000  # 20,000 ± 134 per bin
+    for shift in (0, 1):  # seed + 1 is not the same stream moved by one element
+        assert abs(np.corrcoef(u[shift:], v[: len(v) - shift])[0, 1]) < 0.01
+
+
+def test_dropout_masks_repeat_after_restoring_the_host_generator_and_match_numpy(xp):
+    # what a resume does: the checkpoint holds the host generator's state, and nothing else
+    # may decide the masks (CuPy's own generator is not in the checkpoint)
+    from minicon import backend
+
+    x = Tensor(xp.ones((64, 32)))
+    state = backend.host_rng().bit_generator.state
+    first = to_host(F.dropout(x, 0.3).data)
+    if minicon.get_backend() == "cupy":
+        xp.random.seed(999)  # a different device generator state must not matter
+    backend.host_rng().bit_generator.state = state
+    np.testing.assert_array_equal(to_host(F.dropout(x, 0.3).data), first)
+    minicon.set_backend("numpy")
+    backend.host_rng().bit_generator.state = state
+    np.testing.assert_array_equal(F.dropout(Tensor(np.ones((64, 32))), 0.3).data, first)
+
+
 def test_dropout_rejects_bad_p(xp):
     with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\], got 1.5"):
         F.dropout(Tensor(xp.ones(3)), 1.5)

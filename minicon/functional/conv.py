@@ -20,8 +20,8 @@ class Conv2d(Function):
     into chunks of about 8 MB of ``cols`` (one im2col + one GEMM each) so that
     ``cols`` is still in cache when the GEMM and, in backward, col2im read it
     (the convs of the ConvNet ran 1.1–1.6× faster than with one batch-wide
-    im2col), and ``cols`` is never stored whole. On CuPy the whole batch is
-    one chunk.
+    im2col), and ``cols`` is never stored whole. On CuPy chunks are bounded
+    at 256 MB, so memory stays bounded at any batch size.
 
     Gradients, with ``G`` the upstream gradient as an (N·H'·W')×F matrix
     (out is linear in each of cols, Wmat and b):
@@ -112,20 +112,24 @@ class Conv2d(Function):
 
 
 def _chunks(x, out_hw: tuple, k: int):
-    """Slices of the batch processed together: on NumPy, about ``_CHUNK_BYTES`` of im2col
-    rows, so a chunk's cols stay in cache between im2col, GEMM and col2im; on CuPy the
-    whole batch, as one large GEMM fills the GPU best."""
+    """Slices of the batch processed together, each at most ``_CHUNK_BYTES`` of im2col rows
+    (or one image, if one image's rows are larger).
+
+    The bound is per backend. On NumPy a chunk's cols stay in cache between im2col, GEMM
+    and col2im. On CuPy chunks are larger, as one large GEMM fills the GPU best, but they
+    are still bounded: a whole batch's cols for ResNet-18's first stage at batch 512 would
+    be 1.2 GB, and backward makes a second buffer of that size.
+    """
     n = x.shape[0]
-    if backend.is_cupy_array(x):
-        step = n
-    else:
-        step = max(1, _CHUNK_BYTES // (out_hw[0] * out_hw[1] * k * x.dtype.itemsize))
+    budget = _CHUNK_BYTES["cupy" if backend.is_cupy_array(x) else "numpy"]
+    step = max(1, budget // (out_hw[0] * out_hw[1] * k * x.dtype.itemsize))
     return [slice(s, s + step) for s in range(0, n, step)]
 
 
-# 2 MB chunks ran ~10% faster on one core, but make 4× more GEMM calls, each a barrier for
-# BLAS threads: erratic on a busy machine and a poor split across many cores.
-_CHUNK_BYTES = 8 << 20
+# NumPy: 2 MB chunks ran ~10% faster on one core, but make 4× more GEMM calls, each a barrier
+# for BLAS threads: erratic on a busy machine and a poor split across many cores.
+# CuPy: 256 MB is ~67M float32 entries, a GEMM large enough to fill a GPU (not measured yet).
+_CHUNK_BYTES = {"numpy": 8 << 20, "cupy": 256 << 20}
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):

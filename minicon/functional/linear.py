@@ -44,12 +44,57 @@ class Linear(Function):
         return grad_x, grad_w, grad_b
 
 
+_GAMMA, _M1, _M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _mix64(xp, z):
+    """SplitMix64's output function on a uint64 array (its arithmetic wraps mod 2⁶⁴)."""
+    z = (z ^ (z >> xp.uint64(30))) * xp.uint64(_M1)
+    z = (z ^ (z >> xp.uint64(27))) * xp.uint64(_M2)
+    return z ^ (z >> xp.uint64(31))
+
+
+def _mix64_int(z: int) -> int:
+    """:func:`_mix64` on one Python int, reduced mod 2⁶⁴ (for the seed, on the host)."""
+    mask = (1 << 64) - 1
+    z &= mask
+    z = ((z ^ (z >> 30)) * _M1) & mask
+    z = ((z ^ (z >> 27)) * _M2) & mask
+    return z ^ (z >> 31)
+
+
+def counter_uniform(xp, shape, seed: int):
+    """Uniform floats in [0, 1), float64, of ``shape``: a hash of (seed, element index).
+
+    Element i is SplitMix64's output function (Steele, Lea & Flood, "Fast
+    Splittable Pseudorandom Number Generators", OOPSLA 2014) applied to
+    ``s + (i + 1)·γ`` with γ = 0x9E3779B97F4A7C15 and ``s`` the seed, itself
+    mixed so that nearby seeds start far apart; the top 53 bits are scaled
+    by 2⁻⁵³. It is a counter-based generator (Salmon et al., "Parallel
+    Random Numbers: As Easy as 1, 2, 3", SC 2011): nothing is stored between
+    calls, the values depend only on ``seed`` (which callers take from the
+    host generator, so a checkpoint of it fixes every later draw), and NumPy
+    and CuPy give identical values, as uint64 arithmetic wraps alike on both.
+    """
+    size = 1
+    for d in shape:
+        size *= d
+    z = xp.arange(1, size + 1, dtype=xp.uint64) * xp.uint64(_GAMMA) + xp.uint64(_mix64_int(seed))
+    z = _mix64(xp, z)
+    return ((z >> xp.uint64(11)).astype(xp.float64) * 2.0**-53).reshape(shape)
+
+
 class Dropout(Function):
     """Inverted dropout: ``y = x · mask / (1 - p)`` with ``mask ~ Bernoulli(1 - p)``.
 
     Scaling by 1/(1-p) at training time keeps E[y] = x, so eval is the
     identity. Gradient: y is x times a constant, ``grad_x = g · mask / (1 - p)``.
     Saves: the scaled mask.
+
+    The mask is ``counter_uniform(seed) >= p`` with one seed drawn from the
+    host generator per call, made on the array's own device: the same masks
+    on NumPy and CuPy, and after a resume (the host generator is in the
+    checkpoint; CuPy's own generator is not and is not used).
 
     References
     ----------
@@ -59,12 +104,8 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx, x, *, p):
-        xp = ctx.xp
-        if backend.is_cupy_array(x):
-            uniform = xp.random.random(x.shape, dtype=x.dtype)
-        else:
-            uniform = backend.host_rng().random(x.shape, dtype=x.dtype)
-        mask = (uniform >= p).astype(x.dtype)
+        seed = int(backend.host_rng().integers(2**63))
+        mask = (counter_uniform(ctx.xp, x.shape, seed) >= p).astype(x.dtype)
         if p < 1:
             mask *= 1 / (1 - p)
         ctx.save_for_backward(mask)
