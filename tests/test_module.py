@@ -21,7 +21,7 @@ class Affine(Module):
         self.weight = Parameter(rng.standard_normal((d_out, d_in)).astype(np.float32))
         self.bias = Parameter(rng.standard_normal(d_out).astype(np.float32))
         self.register_buffer("scale", Tensor(np.ones(d_out, np.float32)))
-        self.register_buffer("steps", Tensor(np.zeros((), np.int64)))
+        self.register_counter("steps")
 
     def forward(self, x):
         return (x @ self.weight.T + self.bias) * self.scale
@@ -224,7 +224,9 @@ def test_to_cupy_and_back_moves_parameters_buffers_and_grads():
     net(Tensor(x)).sum().backward()
     before = net.state_dict()
     net.to("cupy")
-    assert all(backend.is_cupy_array(t.data) for t in list(net.parameters()) + list(net.buffers()))
+    assert all(backend.is_cupy_array(t.data) for t in list(net.parameters()) + list(net.buffers())
+               if t.ndim)
+    assert all(type(t.data) is np.ndarray for t in net.buffers() if not t.ndim)  # counters
     assert all(backend.is_cupy_array(p.grad) for p in net.parameters())
     previous = backend.get_backend()
     try:
@@ -236,6 +238,33 @@ def test_to_cupy_and_back_moves_parameters_buffers_and_grads():
     assert all(type(t.data) is np.ndarray for t in list(net.parameters()) + list(net.buffers()))
     for key, value in net.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
+
+
+def test_counters_are_host_int64_buffers_that_to_leaves_on_the_host(monkeypatch):
+    net = Net()
+    counter = net.first.steps
+    assert type(counter.data) is np.ndarray and counter.shape == () and counter.dtype == np.int64
+    assert "first.steps" in net.state_dict()
+    moved = []
+    monkeypatch.setattr(backend, "to_backend", lambda a, name=None: moved.append(a.shape) or a)
+    net.to("cupy")  # recorded, not moved: no GPU needed
+    assert sorted(moved) == sorted(t.shape for t in list(net.parameters()) + list(net.buffers())
+                                   if t.ndim)
+    assert () not in moved and net.first.steps is counter
+    net.load_state_dict({**net.state_dict(), "first.steps": np.array(7)})
+    assert int(counter.data) == 7
+
+
+def test_queue_pointer_and_batch_norm_counter_live_on_the_host(xp):
+    from minicon.losses import MemoryQueue
+    from minicon.nn import BatchNorm1d
+
+    queue, bn = MemoryQueue(4, 6), BatchNorm1d(4, momentum=None)
+    assert type(queue.pointer.data) is np.ndarray and type(bn.num_batches_tracked.data) is np.ndarray
+    queue.enqueue(xp.ones((4, 4)))
+    bn(Tensor(xp.asarray(np.random.default_rng(0).standard_normal((5, 4)))))
+    assert queue.ptr == 4 and int(bn.num_batches_tracked.data) == 1
+    assert backend.is_cupy_array(queue.buffer.data) == (minicon.get_backend() == "cupy")
 
 
 def test_repr_is_nested_like_pytorch():

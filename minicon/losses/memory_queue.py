@@ -60,7 +60,7 @@ class MemoryQueue(Module):
         xp = get_xp()
         draws = xp.asarray(host_rng().standard_normal((size, dim)), dtype=dtype or default_dtype())
         self.register_buffer("buffer", Tensor._wrap(l2_normalize(draws)[0]))
-        self.register_buffer("pointer", Tensor._wrap(xp.zeros((), dtype=xp.int64)))
+        self.register_counter("pointer")
 
     @property
     def ptr(self) -> int:

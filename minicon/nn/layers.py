@@ -161,7 +161,7 @@ class _BatchNorm(Module):
         self.bias = Parameter(xp.zeros(num_features, dtype=dtype)) if affine else None
         self.register_buffer("running_mean", Tensor(xp.zeros(num_features, dtype=dtype)))
         self.register_buffer("running_var", Tensor(xp.ones(num_features, dtype=dtype)))
-        self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), dtype="int64")))
+        self.register_counter("num_batches_tracked")
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != self._input_ndim or x.shape[1] != self.num_features:

@@ -161,6 +161,17 @@ class Module:
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
 
+    def register_counter(self, name: str, value: int = 0) -> None:
+        """Register buffer ``name``: a 0-d int64 counter kept on the host on every backend.
+
+        Counters (batch norm's ``num_batches_tracked``, the MoCo queue's write
+        position) are read on the host every step; on the GPU each read would
+        wait for the device to finish its queued work. They are saved and
+        loaded like any buffer, and ``to`` leaves them (every 0-d integer
+        buffer) on the host.
+        """
+        self.register_buffer(name, Tensor._wrap(numpy.array(value, dtype=numpy.int64)))
+
     # ---- traversal ----------------------------------------------------------------
 
     def named_modules(self, prefix: str = ""):
@@ -339,7 +350,8 @@ class Module:
         Module
             ``self``. The ``Parameter`` objects are kept (their ``.data`` and
             ``.grad`` are replaced), so an optimizer built before still holds them.
-            Integer buffers (e.g. ``num_batches_tracked``) keep their dtype.
+            Integer buffers keep their dtype; 0-d integer buffers (counters, see
+            :meth:`register_counter`) stay on the host.
 
         Raises
         ------
@@ -364,7 +376,7 @@ class Module:
             raise ValueError(f"to: device must be one of {backend.BACKENDS}, got {device!r}")
 
         def convert(a):
-            if device is not None:
+            if device is not None and not (a.ndim == 0 and a.dtype.kind in "iu"):  # counters stay on the host
                 a = backend.to_backend(a, device)
             if dtype is not None and a.dtype.kind == "f" and a.dtype != dtype:
                 a = a.astype(dtype)
