@@ -187,6 +187,21 @@ def asarray(data, dtype=None):
     return xp.asarray(data, dtype=dtype)
 
 
+def out_of_range(a, low: int, high: int):
+    """``None`` if every entry of integer array ``a`` lies in ``[low, high)``, else its (min, max).
+
+    A host array is checked on the host, so index data can be validated
+    before it is uploaded. A CuPy array costs one reduction and one wait for
+    the GPU (min and max are computed only for the error message).
+    """
+    if a.size == 0:
+        return None
+    if is_cupy_array(a) and not bool(((a < low) | (a >= high)).any()):
+        return None
+    lo, hi = int(a.min()), int(a.max())
+    return None if low <= lo and hi < high else (lo, hi)
+
+
 def to_host(a) -> numpy.ndarray:
     """A NumPy copy (or view, for NumPy input) of an array of either backend."""
     if is_cupy_array(a):

@@ -92,6 +92,44 @@ def test_getitem_out_of_range_names_the_shape(xp):
         param(xp, [1.0, 2.0])[5]
 
 
+@pytest.mark.parametrize("index, axis, value, size", [
+    (np.array([0, 3]), 0, 3, 3),
+    ([0, -4], 0, -4, 3),
+    ((slice(None), np.array([4])), 1, 4, 4),
+    ((Ellipsis, np.array([-5])), 1, -5, 4),
+    ((None, np.array([7])), 0, 7, 3),
+    ((np.array([True, False, True]), np.array([1, 9])), 1, 9, 4),
+])
+def test_getitem_index_arrays_out_of_range_raise_on_every_backend(xp, index, axis, value, size):
+    # CuPy would wrap these around silently and return a wrong row
+    index = tuple(xp.asarray(i) if isinstance(i, np.ndarray) else i for i in index) \
+        if isinstance(index, tuple) else (xp.asarray(index) if isinstance(index, np.ndarray) else index)
+    with pytest.raises(IndexError, match=rf"getitem: index {value} is out of bounds for axis "
+                                         rf"{axis} with size {size} \(tensor shape \(3, 4\)\)"):
+        param(xp, np.zeros((3, 4)))[index]
+
+
+@given(data=st.data())
+def test_row_gather_gradient_equals_add_at_in_any_number_of_chunks(xp, data):
+    from minicon.ops import shape
+
+    n = data.draw(st.integers(1, 6))
+    values = np.random.default_rng(data.draw(st.integers(0, 99))).standard_normal((n, 3, 2))
+    ids = np.asarray(data.draw(hnp.arrays(np.int64, st.sampled_from([(5,), (2, 4), (7, 1)]),
+                                          elements=st.integers(-n, n - 1))))
+    g = np.random.default_rng(1).standard_normal(ids.shape + (3, 2))
+    expected = np.zeros_like(values)
+    np.add.at(expected, ids, g)  # the sequential reference
+    for budget in (shape._ONE_HOT_BYTES, 8):  # one chunk; one lookup per chunk
+        old, shape._ONE_HOT_BYTES = shape._ONE_HOT_BYTES, budget
+        try:
+            x = param(xp, values)
+            x[xp.asarray(ids)].backward(xp.asarray(g))
+        finally:
+            shape._ONE_HOT_BYTES = old
+        np.testing.assert_allclose(minicon.to_host(x.grad), expected, rtol=1e-12, atol=1e-12)
+
+
 @given(data=st.data())
 def test_concatenate(xp, data):
     shape = data.draw(small_shapes)

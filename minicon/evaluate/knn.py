@@ -120,11 +120,11 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels, k: in
         s = xp.take_along_axis(sim, nearest, axis=1)
         # subtract the row max: exp(s/τ) overflows float32 for τ < 1/88
         weights = xp.exp((s - s.max(axis=1, keepdims=True)) / temperature)
-        # one bincount scatters every (row, class) vote at once
-        slot = (xp.arange(rows)[:, None] * num_classes + train_y[nearest]).ravel()
-        scores = xp.bincount(slot, weights=weights.ravel(), minlength=rows * num_classes)
-        scores = scores.reshape(rows, num_classes)
-        voted = xp.bincount(slot, minlength=rows * num_classes).reshape(rows, num_classes) > 0
+        # votes as a sum over a one-hot axis, not a scatter (bincount): on CuPy a scatter is an
+        # atomic add whose order, so rounding, varies, and near-ties could rank differently
+        one_hot = train_y[nearest][:, :, None] == classes
+        scores = (weights[:, :, None] * one_hot).sum(axis=1)
+        voted = one_hot.any(axis=1)
         y = test_y[start:start + batch_size, None]
         own = xp.take_along_axis(scores, y, axis=1)
         rank = (scores > own).sum(axis=1) + ((scores == own) & (classes < y)).sum(axis=1)

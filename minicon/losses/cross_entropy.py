@@ -4,7 +4,7 @@ and the stable softmax kernel every contrastive loss here shares."""
 from __future__ import annotations
 
 from ..autograd import Function, Tensor
-from ..backend import array_module
+from ..backend import array_module, is_cupy_array, out_of_range, to_host
 from ._checks import check_embeddings
 
 
@@ -60,18 +60,21 @@ class CrossEntropy(Function):
     def forward(ctx, logits, targets):
         xp = ctx.xp
         check_embeddings("cross_entropy", "logits", logits, letters="(N, C)")
-        targets = xp.asarray(targets)
+        if not is_cupy_array(targets):
+            targets = to_host(targets)  # checked on the host, then uploaded once
         n, classes = logits.shape
         if targets.dtype.kind not in "iu" or targets.shape != (n,):
             raise ValueError(
                 f"cross_entropy: targets must be integer class indices of shape ({n},) to match "
                 f"logits {tuple(logits.shape)}, got dtype {targets.dtype} and shape {tuple(targets.shape)}"
             )
-        if int(targets.min()) < 0 or int(targets.max()) >= classes:
+        bad = out_of_range(targets, 0, classes)
+        if bad:
             raise ValueError(
                 f"cross_entropy: targets must lie in [0, {classes}) for {classes} classes, got "
-                f"values from {int(targets.min())} to {int(targets.max())}"
+                f"values from {bad[0]} to {bad[1]}"
             )
+        targets = xp.asarray(targets)
         rows = xp.arange(n)
         picked = logits[rows, targets]
         probs, m, r = softmax_logsumexp_(logits.copy())

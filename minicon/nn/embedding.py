@@ -48,15 +48,18 @@ class Embedding(Module):
         self.weight = Parameter(values.astype(backend.default_dtype()))
 
     def forward(self, ids) -> Tensor:
-        ids = backend.asarray(ids.data if isinstance(ids, Tensor) else ids)
+        ids = ids.data if isinstance(ids, Tensor) else ids
+        if not backend.is_cupy_array(ids):
+            ids = backend.to_host(ids)  # checked here, then uploaded once
         if ids.dtype.kind not in "iu":
             raise ValueError(f"Embedding: ids must be integers, got dtype {ids.dtype}")
-        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
+        bad = backend.out_of_range(ids, 0, self.num_embeddings)
+        if bad:
             raise ValueError(
                 f"Embedding({self.num_embeddings}, {self.embedding_dim}): ids must lie in "
-                f"[0, {self.num_embeddings}), got values in [{int(ids.min())}, {int(ids.max())}]"
+                f"[0, {self.num_embeddings}), got values in [{bad[0]}, {bad[1]}]"
             )
-        return self.weight[ids]
+        return self.weight[backend.asarray(ids)]
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"

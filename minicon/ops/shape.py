@@ -8,6 +8,7 @@ value came from (adding where one value went to several places).
 
 from __future__ import annotations
 
+from .. import backend
 from ..autograd import Function
 
 
@@ -67,21 +68,67 @@ def _is_basic_index(index) -> bool:
     return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
 
 
+def _check_index_arrays(index, shape: tuple) -> None:
+    """IndexError for an entry of an integer index array outside ``[-n, n)`` of its axis.
+
+    NumPy raises for these itself, but CuPy wraps them around silently, so
+    both are checked here, with NumPy's message. Host index arrays (and
+    lists) are checked on the host; a CuPy one costs one wait for the GPU.
+    """
+    parts = index if isinstance(index, tuple) else (index,)
+    arrays = [backend.to_host(p) if isinstance(p, list) else p for p in parts]
+    consumed = 0
+    for p in arrays:
+        if p is not None and p is not Ellipsis:
+            consumed += p.ndim if getattr(p, "dtype", None) is not None and p.dtype.kind == "b" else 1
+    axis = 0
+    for p in arrays:
+        if p is Ellipsis:
+            axis += len(shape) - consumed
+        elif p is None:
+            continue
+        elif getattr(p, "dtype", None) is not None and p.dtype.kind == "b":
+            axis += p.ndim
+        else:
+            if getattr(p, "dtype", None) is not None and p.dtype.kind in "iu" and axis < len(shape):
+                n = shape[axis]
+                bad = backend.out_of_range(p, -n, n)
+                if bad:
+                    value = bad[1] if bad[1] >= n else bad[0]
+                    raise IndexError(f"getitem: index {value} is out of bounds for axis {axis} "
+                                     f"with size {n} (tensor shape {shape})")
+            axis += 1
+
+
 class GetItem(Function):
     """``out = x[index]``: basic (ints, slices, None, ...) or integer/boolean array indexing.
 
     Gradient: each output element is a copy of one input element, so
     ``grad_x`` is zero except at the selected positions, which receive the
     upstream gradient. With integer arrays a position can be selected more
-    than once; its gradient is then the SUM of all its copies' gradients,
-    done with the unbuffered ``add.at`` (``z[idx] += g`` would keep only one
-    copy, on NumPy by buffering and on CuPy by a race).
+    than once; its gradient is then the SUM of all its copies' gradients
+    (``z[idx] += g`` would keep only one copy, on NumPy by buffering and on
+    CuPy by a race):
+
+    * one integer array selecting rows (``x[ids]``, the embedding lookup):
+      with ``u`` the distinct ids and ``M[j, t] = [ids_t = u_j]``, the rows'
+      gradients are ``M @ G`` (G: one row per lookup), a GEMM whose order of
+      summation is fixed, so a CuPy run repeats bit for bit;
+    * any other mix of arrays: the unbuffered ``add.at``, on CuPy an atomic
+      add whose order (so float rounding) varies between runs.
+
     Saves: the index and the input shape.
+
+    Raises
+    ------
+    IndexError
+        For an index out of range (also on CuPy, which would wrap it).
     """
 
     @staticmethod
     def forward(ctx, x, *, index):
         ctx.index, ctx.shape, ctx.dtype = index, x.shape, x.dtype
+        _check_index_arrays(index, x.shape)
         try:
             return x[index]
         except IndexError as exc:
@@ -93,9 +140,33 @@ class GetItem(Function):
         grad = xp.zeros(ctx.shape, dtype=g.dtype)
         if _is_basic_index(ctx.index):
             grad[ctx.index] = g
+        elif getattr(ctx.index, "dtype", None) is not None and ctx.index.dtype.kind in "iu":
+            _add_rows_in_fixed_order(xp, grad, ctx.index, g)
         else:
             xp.add.at(grad, ctx.index, g)
         return grad
+
+
+def _add_rows_in_fixed_order(xp, grad, ids, g) -> None:
+    """``grad[ids[t]] += g[t]`` for every lookup t, as one-hot GEMMs over the distinct ids.
+
+    The one-hot matrix is cut into chunks of lookups of at most ``_ONE_HOT_BYTES``.
+    """
+    n = grad.shape[0]
+    ids = xp.asarray(ids).ravel() % n  # negative ids counted from the end, as in forward
+    rows = g.reshape(ids.size, -1)
+    distinct, which = xp.unique(ids, return_inverse=True)
+    which = which.ravel()
+    slots = xp.arange(distinct.size)[:, None]
+    total = xp.zeros((distinct.size, rows.shape[1]), dtype=g.dtype)
+    step = max(1, _ONE_HOT_BYTES // (distinct.size * g.dtype.itemsize))
+    for start in range(0, ids.size, step):
+        one_hot = (which[None, start:start + step] == slots).astype(g.dtype)
+        total += one_hot @ rows[start:start + step]
+    grad.reshape(n, -1)[distinct] = total
+
+
+_ONE_HOT_BYTES = 16 << 20
 
 
 class Concatenate(Function):
