@@ -295,6 +295,23 @@ def test_color_jitter_draws_a_random_order_per_image():
                                atol=1e-5)
 
 
+def test_color_jitter_equals_a_per_image_loop_over_its_own_order_and_factors(xp):
+    jitter = ColorJitter(0.4, 0.4, 0.4, 0.1)
+    x = images(n=37, h=5, w=4)
+    out = host(jitter(xp.asarray(x), generator=rng(3)))
+    # the documented draws: one factor per image per adjustment, then a random order per image
+    g = rng(3)
+    fns = [F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue]
+    ranges = [jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue]
+    factors = [g.uniform(lo, hi, size=37) for lo, hi in ranges]
+    order = g.random((37, 4)).argsort(axis=1)
+    for i in range(37):
+        one = x[i:i + 1]
+        for k in order[i]:
+            one = fns[k](one, factors[k][i:i + 1])
+        np.testing.assert_allclose(out[i], one[0], rtol=1e-6, atol=1e-6)
+
+
 def test_generator_and_global_seed_make_runs_reproducible():
     raw = (np.random.default_rng(0).random((8, 3, 32, 32)) * 255).astype(np.uint8)
     t = TwoViews(simclr_cifar())

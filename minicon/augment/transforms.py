@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import math
 
+import numpy
+
 from .. import backend
 from ..backend import array_module
 from . import functional as F
@@ -205,7 +207,8 @@ class ColorJitter(Transform):
     (the order matters: each step clips to [0, 1]). The batch is processed
     as 4 steps × 4 adjustments, each on the images whose order puts that
     adjustment at that step, so the work equals 4 full-batch adjustments
-    (plus gathering and scattering those images) and no image is looped over.
+    (plus gathering and scattering those images) and no image is looped over;
+    the drawn factors and orders reach the device in two uploads.
 
     Raises
     ------
@@ -241,16 +244,25 @@ class ColorJitter(Transform):
                                         (F.adjust_hue, self.hue)) if r is not None]
         if not adjust:
             return x
-        factors = [rng.uniform(lo, hi, size=n) for _, (lo, hi) in adjust]
+        factors = numpy.stack([rng.uniform(lo, hi, size=n) for _, (lo, hi) in adjust])
         order = rng.random((n, len(adjust))).argsort(axis=1)  # a random permutation per image
+        # per step, the images sorted by the adjustment they get there, and their factors: all
+        # the step's gathers become slices of one permuted batch, and everything drawn crosses
+        # to the device in two uploads instead of two per (step, adjustment)
+        groups = order.T.argsort(axis=1, kind="stable")  # (steps, n)
+        step_factors = factors[numpy.take_along_axis(order.T, groups, axis=1), groups]
+        bounds = numpy.stack([numpy.searchsorted(numpy.sort(o), numpy.arange(len(adjust) + 1))
+                              for o in order.T]).tolist()
         xp = array_module(x)
+        groups, step_factors = xp.asarray(groups), xp.asarray(step_factors)
         out = x.copy()
         for step in range(len(adjust)):
+            batch = out[groups[step]]
             for k, (fn, _) in enumerate(adjust):
-                chosen = (order[:, step] == k).nonzero()[0]
-                if chosen.size:
-                    index = xp.asarray(chosen)
-                    out[index] = fn(out[index], factors[k][chosen])
+                a, b = bounds[step][k], bounds[step][k + 1]
+                if b > a:
+                    batch[a:b] = fn(batch[a:b], step_factors[step, a:b])
+            out[groups[step]] = batch
         return out
 
 
