@@ -47,7 +47,7 @@ def _import_cupy() -> ModuleType:
         raise RuntimeError(
             "the cupy backend needs CuPy, which is not installed. Install the wheel "
             "that matches your CUDA driver: `pip install -e '.[cuda12]'` "
-            "(cupy-cuda12x) or `pip install -e '.[cuda13]'` (cupy-cuda13x); "
+            "(cupy-cuda12x[ctk]) or `pip install -e '.[cuda13]'` (cupy-cuda13x[ctk]); "
             "`nvidia-smi` shows the CUDA version"
         ) from exc
     try:

@@ -13,7 +13,10 @@ loss``. It owns the run folder::
 
 Resuming restores the model, optimizer, schedule position, queue, host RNG
 and data position, so a resumed run reproduces the losses of an
-uninterrupted one exactly (on one backend).
+uninterrupted one exactly (on one backend). On CuPy this holds because
+nothing random is drawn from CuPy's own generator (which no checkpoint
+saves) and the methods' sums are in a fixed order (GEMMs and reductions,
+not atomic scatters); it is tested on a GPU in tests/test_cupy.py.
 
 A run folder never loses a run. Checkpoints and config.json are written
 atomically (temp file, fsync, rename), so kill -9 or a full disk leaves the
