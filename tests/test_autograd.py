@@ -1,11 +1,10 @@
 """Semantics of the engine: accumulation, ordering, graph lifetime, dtypes, errors."""
 
 import gc
+import re
 import sys
 import threading
 import weakref
-
-import re
 
 import numpy as np
 import pytest
