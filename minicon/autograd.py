@@ -73,6 +73,17 @@ class Tensor:
     ------
     TypeError
         If ``requires_grad`` is asked of an integer, boolean or complex tensor.
+
+    Operators and math methods
+    --------------------------
+    ``+ - * / @ ** unary- abs() t[index]`` and ``exp log sqrt abs clip relu
+    sigmoid tanh sum mean max reshape permute transpose softmax log_softmax``
+    and the property ``T`` are not written in this class: each is an op of
+    :mod:`minicon.ops` (a ``Function`` with its hand-derived backward), and
+    ``minicon/ops/__init__.py`` attaches them here (``_attach_methods``, its
+    table ``TENSOR_METHODS``) when minicon is imported. The engine sits below
+    the ops in the import graph, so this file cannot import them; ``t + u``
+    is exactly ``minicon.ops.add(t, u)``.
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
@@ -238,6 +249,14 @@ def _run_backward(root: Tensor, grad) -> None:
                     f"of shape {parent.shape}"
                 )
             if pg.dtype != parent.dtype:
+                # the forward promoted this input to the output's dtype (float32 * float64 is
+                # float64); the adjoint of that implicit upcast is the downcast. Any other
+                # dtype is a bug in the op's backward.
+                if pg.dtype != tensor.dtype or backend.array_module(pg).result_type(parent.dtype, pg.dtype) != pg.dtype:
+                    raise RuntimeError(
+                        f"{name}.backward returned a gradient of dtype {pg.dtype} for input {i} "
+                        f"of dtype {parent.dtype} (output dtype {tensor.dtype})"
+                    )
                 pg = pg.astype(parent.dtype)
             key = id(parent)
             grads[key] = pg if key not in grads else grads[key] + pg
@@ -282,7 +301,10 @@ class Function:
     arrays or Python numbers. Options (an axis, a shape, an exponent) are
     keyword-only and never get a gradient. ``backward`` returns one gradient
     per operand (a bare array when there is one operand), None where no
-    gradient is needed, each of its operand's shape. Call an op with
+    gradient is needed, each of its operand's shape and dtype, or of the
+    output's dtype for an operand the forward promoted (float32 × float64;
+    the engine casts that one back). Any other shape or dtype is a
+    RuntimeError naming the op. Call an op with
     ``MyFunction.apply(*operands, **options)``.
     """
 

@@ -1,6 +1,7 @@
 """Semantics of the engine: accumulation, ordering, graph lifetime, dtypes, errors."""
 
 import gc
+import re
 import sys
 import threading
 import weakref
@@ -158,6 +159,50 @@ class _TooMany(Function):
         return g, g
 
 
+class _WrongDtype(Function):
+    """float32 in, float32 out, but a float64 gradient: a bug the engine must not hide."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 1
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.astype("float64")
+
+
+class _Promoting(Function):
+    """float32 × float64 → float64, as NumPy promotes; its input gradients are float64."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved
+        return g * b, g * a
+
+
+def test_engine_refuses_a_gradient_of_the_wrong_dtype_and_names_the_op(xp):
+    x = leaf(xp, [1.0, 2.0], xp.float32)
+    with pytest.raises(RuntimeError, match=r"_WrongDtype.backward returned a gradient of dtype float64 "
+                                           r"for input 0 of dtype float32 \(output dtype float32\)"):
+        _WrongDtype.apply(x).sum().backward()
+    assert x.grad is None
+
+
+def test_a_promoted_input_gets_its_gradient_back_in_its_own_dtype(xp):
+    # the forward's implicit float32 -> float64 cast has the downcast as its adjoint
+    a, b = leaf(xp, [1.0, 2.0], xp.float32), leaf(xp, [3.0, 4.0], xp.float64)
+    out = _Promoting.apply(a, b)
+    assert out.dtype == np.float64
+    out.sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+    np.testing.assert_array_equal(minicon.to_host(a.grad), [3.0, 4.0])
+
+
 def test_engine_checks_gradient_shapes_and_names_the_op(xp):
     x = leaf(xp, [1.0, 2.0])
     with pytest.raises(RuntimeError, match=r"_WrongShape.backward returned a gradient of shape \(1,\) for input 0 of shape \(2,\)"):
@@ -179,3 +224,14 @@ def test_detach_item_numpy(xp):
 def test_repr_and_len(xp):
     x = leaf(xp, [1.0, 2.0])
     assert "requires_grad=True" in repr(x) and len(x) == 2
+
+
+def test_every_operator_attached_to_tensor_is_named_in_its_docstring():
+    from minicon.ops import TENSOR_METHODS
+
+    for name, fn in TENSOR_METHODS.items():
+        assert getattr(Tensor, name) is fn
+        if not name.startswith("__"):
+            assert re.search(rf"\b{name}\b", Tensor.__doc__), name
+    for symbol in ("+", "-", "*", "/", "@", "**", "t[index]", "``T``"):
+        assert symbol in Tensor.__doc__

@@ -158,23 +158,26 @@ def _swap(fn):
     return lambda self, other: fn(other, self)
 
 
+# Tensor's operators and math methods, as named in its docstring: each is an op of this package.
+TENSOR_METHODS = {
+    "__add__": add, "__radd__": _swap(add),
+    "__sub__": sub, "__rsub__": _swap(sub),
+    "__mul__": mul, "__rmul__": _swap(mul),
+    "__truediv__": div, "__rtruediv__": _swap(div),
+    "__matmul__": matmul, "__rmatmul__": _swap(matmul),
+    "__neg__": neg, "__pow__": pow, "__abs__": abs,
+    "__getitem__": _getitem,
+    "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "clip": clip,
+    "relu": relu, "sigmoid": sigmoid, "tanh": tanh,
+    "sum": sum, "mean": mean, "max": max,
+    "reshape": reshape, "permute": permute, "transpose": transpose,
+    "softmax": softmax, "log_softmax": log_softmax,
+}
+
+
 def _attach_methods() -> None:
-    """Give ``Tensor`` its operators and methods (done once, on import)."""
-    methods = {
-        "__add__": add, "__radd__": _swap(add),
-        "__sub__": sub, "__rsub__": _swap(sub),
-        "__mul__": mul, "__rmul__": _swap(mul),
-        "__truediv__": div, "__rtruediv__": _swap(div),
-        "__matmul__": matmul, "__rmatmul__": _swap(matmul),
-        "__neg__": neg, "__pow__": pow, "__abs__": abs,
-        "__getitem__": _getitem,
-        "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "clip": clip,
-        "relu": relu, "sigmoid": sigmoid, "tanh": tanh,
-        "sum": sum, "mean": mean, "max": max,
-        "reshape": reshape, "permute": permute, "transpose": transpose,
-        "softmax": softmax, "log_softmax": log_softmax,
-    }
-    for name, fn in methods.items():
+    """Give ``Tensor`` the methods of ``TENSOR_METHODS`` and ``T`` (done once, on import)."""
+    for name, fn in TENSOR_METHODS.items():
         setattr(Tensor, name, fn)
     Tensor.T = property(lambda self: permute(self, tuple(reversed(range(self.ndim)))))
 
