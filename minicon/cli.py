@@ -230,20 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     # the help shows the preset from its one source, so the two cannot drift apart
     preset = TrainConfig()
     simclr, moco, clip = (method_defaults(name) for name in ("simclr", "moco", "clip"))
-    p = with_backend("train", help="learn representations of CIFAR-10 without labels")
+    p = with_backend("train", help="learn representations of CIFAR-10 (without labels, but for SupCon's "
+                                            "and CLIP's class-name captions)")
     p.add_argument("--method", choices=METHODS, help=f"default: {preset.method}")
     p.add_argument("--encoder", choices=ENCODERS, help=f"default: {preset.encoder}")
     p.add_argument("--epochs", type=int, help=f"passes over the training set (default: {preset.epochs})")
     p.add_argument("--batch-size", type=int, help=f"images per step (default: {preset.batch_size})")
+    supcon = method_defaults("supcon")
     p.add_argument("--lr", type=float, help=f"peak learning rate, after warmup (default: SimCLR {simclr['lr']:g}, "
-                                            f"MoCo {moco['lr']:g}, CLIP {clip['lr']:g})")
+                                            f"MoCo {moco['lr']:g}, CLIP {clip['lr']:g}, "
+                                            f"SimSiam/BYOL/SupCon {supcon['lr']:g})")
     p.add_argument("--temperature", type=float,
                    help=f"τ of the loss (default: SimCLR {simclr['temperature']}, "
-                        f"MoCo {moco['temperature']}; CLIP learns its scale)")
+                        f"MoCo {moco['temperature']}, SupCon {supcon['temperature']}; CLIP learns its scale; "
+                        "SimSiam and BYOL have none)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {preset.optimizer}")
     p.add_argument("--crop-scale", type=float,
-                   help=f"smallest crop area, a fraction (default: SimCLR/CLIP {simclr['crop_scale']}, "
-                        f"MoCo {moco['crop_scale']})")
+                   help=f"smallest crop area, a fraction (default: MoCo {moco['crop_scale']}, "
+                        f"the others {simclr['crop_scale']})")
     p.add_argument("--crop-size", type=int,
                    help=f"side of the training views in pixels, >= 8 (default {preset.crop_size}; smaller is faster)")
     p.add_argument("--widths", type=int, nargs="+", metavar="W",

@@ -79,10 +79,10 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
         scalar.write_text(text + "\n")
         assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
         assert capsys.readouterr().err.strip() == f"minicon: error: {message}"
-    scalar.write_text('method = "byol"\n')  # read for the method's defaults before any other check
+    scalar.write_text('method = "dino"\n')  # read for the method's defaults before any other check
     assert main(["train", "--config", str(scalar), "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == ("minicon: error: method must be one of simclr, moco, clip, "
-                                               "got 'byol'")
+                                               "simsiam, byol, supcon, got 'dino'")
     assert main(["train", "--temperature", "inf", "--out", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.strip() == "minicon: error: temperature must be a finite number, got inf"
     assert main(["eval", str(tmp_path / "nothing")]) == 2
@@ -98,7 +98,8 @@ def test_train_help_names_the_preset(capsys):
     preset = TrainConfig()
     for default in (f"(default: {preset.epochs})", f"(default: {preset.batch_size})",
                     f"(default: SimCLR {method_defaults('simclr')['lr']:g}, "
-                    f"MoCo {method_defaults('moco')['lr']:g}, CLIP {method_defaults('clip')['lr']:g})",
+                    f"MoCo {method_defaults('moco')['lr']:g}, CLIP {method_defaults('clip')['lr']:g}, "
+                    f"SimSiam/BYOL/SupCon {method_defaults('supcon')['lr']:g})",
                     f"default: {' '.join(map(str, preset.widths))})", f"default {preset.crop_size};",
                     f"SimCLR {method_defaults('simclr')['temperature']}, "
                     f"MoCo {method_defaults('moco')['temperature']}"):

@@ -12,7 +12,11 @@ from minicon import Tensor, nn
 from minicon.backend import host_rng
 from minicon.losses import info_nce, nt_xent
 from minicon.losses.normalize import l2_normalize
-from minicon.methods import CLIP, METHODS, MoCo, SimCLR, build_method, momentum_copy, momentum_update_
+from minicon.gradcheck import GradcheckError, gradcheck
+from minicon.losses import supcon
+from minicon.methods import (
+    BYOL, CLIP, METHODS, MoCo, SimCLR, SimSiam, SupConMethod, build_method, momentum_copy, momentum_update_,
+)
 from minicon.optim import SGD, Adam
 
 
@@ -259,7 +263,7 @@ def test_moco_rejects_bad_arguments():
 
 
 def test_build_method_gives_each_method_its_reference_heads_and_defaults():
-    assert METHODS == ("simclr", "moco", "clip")
+    assert METHODS == ("simclr", "moco", "clip", "simsiam", "byol", "supcon")
     simclr = build_method("SimCLR", nn.ConvNet(widths=(4, 8)))
     assert isinstance(simclr, SimCLR) and simclr.temperature == 0.5 and simclr.num_views == 2
     assert [type(m).__name__ for m in simclr.projection_head.layers] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
@@ -273,11 +277,112 @@ def test_build_method_gives_each_method_its_reference_heads_and_defaults():
 
 
 def test_build_method_errors_name_the_problem():
-    with pytest.raises(ValueError, match="unknown method 'byol'; expected one of simclr, moco, clip"):
-        build_method("byol", nn.ConvNet(widths=(4,)))
+    with pytest.raises(ValueError, match="unknown method 'dino'; expected one of simclr, moco, clip, "
+                                         "simsiam, byol, supcon"):
+        build_method("dino", nn.ConvNet(widths=(4,)))
+    with pytest.raises(ValueError, match="'simsiam' does not take temperature"):
+        build_method("simsiam", nn.ConvNet(widths=(4,)), temperature=0.1)
     with pytest.raises(ValueError, match="'simclr' does not take queue_size"):
         build_method("simclr", nn.ConvNet(widths=(4,)), queue_size=8)
     with pytest.raises(ValueError, match="needs class_names"):
         build_method("clip", nn.ConvNet(widths=(4,)))
     with pytest.raises(ValueError, match="feature_dim"):
         build_method("simclr", nn.Linear(3, 4))
+
+
+# ---- SimSiam, BYOL, SupCon ------------------------------------------------------------------
+
+
+def _cos(a, b):
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def _siamese(cls, **kwargs):
+    minicon.manual_seed(0)
+    return cls(nn.ConvNet(widths=(4, 8)), nn.ProjectionHead(8, 8, 6), nn.ProjectionHead(6, 3, 6), **kwargs)
+
+
+def test_simsiam_loss_is_the_symmetrized_negative_cosine_of_its_own_forward(xp):
+    method = _siamese(SimSiam)
+    v1, v2 = _views(xp)
+    loss = method.training_step(((v1, v2), None))
+    loss.backward()
+    _assert_finite_grads(method.named_parameters(), "SimSiam")
+    with minicon.no_grad():  # BN in train mode: the same batch gives the same outputs
+        z = host(method.projection_head(method.encoder(Tensor(xp.concatenate([v1, v2])))))
+        p = host(method.predictor(Tensor(xp.asarray(z))))
+    expected = -0.5 * (_cos(p[:8], z[8:]).mean() + _cos(p[8:], z[:8]).mean())
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-5)
+
+
+def test_simsiam_stop_gradient_is_what_makes_its_gradient_differ_from_the_losss(xp):
+    # without the stop-gradient, autograd's gradient is the loss's own (finite differences agree);
+    # with it, the targets are constants for autograd but not for the loss, so the check must fail
+    minicon.set_default_dtype("float64")
+    try:
+        for stop_gradient in (False, True):
+            method = _siamese(SimSiam, stop_gradient=stop_gradient).double()
+            v1, v2 = (Tensor(a.astype("float64"), requires_grad=True) for a in _views(xp, n=4, side=4))
+
+            def loss(a, b):
+                return method.training_step(((a, b), None))
+
+            if stop_gradient:
+                with pytest.raises(GradcheckError):
+                    gradcheck(loss, v1, v2)
+            else:
+                gradcheck(loss, v1, v2)
+    finally:
+        minicon.set_default_dtype("float32")
+
+
+def test_byol_target_is_a_momentum_copy_without_gradient_and_the_loss_matches(xp):
+    method = _siamese(BYOL, momentum=0.9)
+    names = {n for n, _ in method.named_parameters()}
+    assert not any(n.startswith("target_") for n in names) and any(n.startswith("predictor.") for n in names)
+    v1, v2 = _views(xp)
+    optimizer = SGD(list(method.parameters()), lr=0.5)
+    method.training_step(((v1, v2), None)).backward()  # step 1: target updated from equal weights
+    optimizer.step()
+    optimizer.zero_grad()
+    online = {n: host(t).copy() for n, t in method.encoder.named_parameters()}
+    before = {n: host(t).copy() for n, t in method.target_encoder.named_buffers() if n in online}
+    loss = method.training_step(((v1, v2), None))  # step 2 moves the target toward the new online weights
+    for name, value in online.items():
+        np.testing.assert_allclose(host(dict(method.target_encoder.named_buffers())[name]),
+                                   0.9 * before[name] + 0.1 * value, rtol=1e-5, atol=1e-7)
+    with minicon.no_grad():
+        views = Tensor(xp.concatenate([v1, v2]))
+        q = host(method.predictor(method.projection_head(method.encoder(views))))
+        t = host(method.target_projection_head(method.target_encoder(views)))
+    expected = (2 - 2 * _cos(q[:8], t[8:]).mean()) + (2 - 2 * _cos(q[8:], t[:8]).mean())
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
+        _siamese(BYOL, momentum=1.0)
+
+
+def test_supcon_method_is_supcon_of_both_views_and_nt_xent_when_every_class_is_unique(xp):
+    minicon.manual_seed(0)
+    method = SupConMethod(nn.ConvNet(widths=(4, 8)), nn.ProjectionHead(8, 8, 4), temperature=0.3)
+    v1, v2 = _views(xp)
+    labels = np.array([0, 1, 0, 2, 1, 1, 2, 0])
+    loss = method.training_step(((v1, v2), labels))
+    loss.backward()
+    _assert_finite_grads(method.named_parameters(), "SupCon")
+    z = method.projection_head(method.encoder(Tensor(xp.concatenate([v1, v2]))))
+    np.testing.assert_allclose(loss.item(), supcon(z, xp.asarray(np.tile(labels, 2)), 0.3).item(), rtol=1e-6)
+    unique = method.training_step(((v1, v2), np.arange(8)))  # one image per class: NT-Xent
+    z = method.projection_head(method.encoder(Tensor(xp.concatenate([v1, v2]))))
+    np.testing.assert_allclose(unique.item(), nt_xent(z[:8], z[8:], 0.3).item(), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"labels must have shape \(8,\), one per image, got NoneType"):
+        method.training_step(((v1, v2), None))
+
+
+def test_build_method_makes_the_siamese_and_supcon_heads():
+    simsiam = build_method("simsiam", nn.ConvNet(widths=(4, 8)))
+    assert isinstance(simsiam, SimSiam) and simsiam.stop_gradient
+    assert simsiam.predictor.layers[0].out_features == 32 and simsiam.predictor.out_dim == 128  # P/4 bottleneck
+    byol = build_method("byol", nn.ConvNet(widths=(4, 8)), momentum=0.9)
+    assert isinstance(byol, BYOL) and byol.momentum == 0.9 and byol.predictor.layers[0].out_features == 8
+    sup = build_method("supcon", nn.ConvNet(widths=(4, 8)))
+    assert isinstance(sup, SupConMethod) and sup.temperature == 0.1

@@ -74,12 +74,13 @@ def test_the_peak_learning_rate_is_the_methods_preset_unless_given(tmp_path, met
     assert json.loads((tmp_path / "run" / "config.json").read_text())["lr"] == expected
 
 
-def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path):
-    reference = make(tmp_path, "whole")
+@pytest.mark.parametrize("method", ["simclr", "byol"])  # BYOL: its target network is in the checkpoint
+def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path, method):
+    reference = make(tmp_path, "whole", method=method)
     reference.fit()
     expected = [s["loss"] for s in read(tmp_path / "whole" / "steps.jsonl")]
 
-    trainer = make(tmp_path, "cut")
+    trainer = make(tmp_path, "cut", method=method)
     step = trainer.model.training_step
     calls = []
 
@@ -94,7 +95,7 @@ def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path):
         trainer.fit()
     assert len(read(tmp_path / "cut" / "steps.jsonl")) == 3
 
-    resumed = make(tmp_path, "cut", resume=True)
+    resumed = make(tmp_path, "cut", resume=True, method=method)
     assert resumed.step == 3
     resumed.fit()
     got = [s["loss"] for s in read(tmp_path / "cut" / "steps.jsonl")]
@@ -121,8 +122,11 @@ def test_run_folder_checks(tmp_path):
 
 
 def test_config_errors_are_one_line():
-    with pytest.raises(ConfigError, match="method must be one of simclr, moco, clip, got 'byol'"):
-        tiny_config(method="byol").validate()
+    with pytest.raises(ConfigError, match="method must be one of simclr, moco, clip, simsiam, byol, supcon, "
+                                          "got 'dino'"):
+        tiny_config(method="dino").validate()
+    with pytest.raises(ConfigError, match="simsiam has no temperature"):
+        tiny_config(method="simsiam", temperature=0.2).validate()
     with pytest.raises(ConfigError, match="unknown config keys: epoch"):
         TrainConfig.from_dict({"epoch": 3})
     with pytest.raises(ConfigError, match="batch_size must be at least 2"):
@@ -158,14 +162,14 @@ def test_crop_size_sets_the_side_of_the_training_views(method):
     assert views.shape == (4, 3, 20, 20) and views.dtype == np.float32
 
 
-@pytest.mark.parametrize("method", ["moco", "clip"])
+@pytest.mark.parametrize("method", ["moco", "clip", "simsiam", "byol", "supcon"])
 def test_other_methods_train_and_resume(tmp_path, method):
     trainer = make(tmp_path, method=method, epochs=1, queue_size=32)
     result = trainer.fit()
     steps = read(tmp_path / "run" / "steps.jsonl")
     assert np.isfinite(steps[-1]["loss"])
     resolved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert resolved["crop_scale"] == {"moco": 0.2, "clip": 0.08}[method]  # MoCo v2 crops gentler
+    assert resolved["crop_scale"] == (0.2 if method == "moco" else 0.08)  # MoCo v2 crops gentler
     assert 0 <= result["knn_top1"] <= 1
     # the monitor's diagnostics are of the projections z (SimCLR/MoCo head 128-d, CLIP embed 128-d)
     assert result["feature_dim"] == 128

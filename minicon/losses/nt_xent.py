@@ -11,24 +11,25 @@ from .normalize import l2_normalize, l2_normalize_backward
 class NTXent(Function):
     """Normalized temperature-scaled cross-entropy over 2N views (SimCLR).
 
-    Definition. Stack the two views as z = [z1; z2] (2N×D) and normalize the
-    rows: ẑ_i = z_i / ‖z_i‖. The logits are S_ij = ẑ_i·ẑ_j / τ. The positive of
+    Definition (the notation of lesson 6). Stack the two views as
+    z = [z1; z2] (2N×D) and normalize the rows: ẑ_i = z_i / ‖z_i‖. The cosine
+    similarities are s_ij = ẑ_i·ẑ_j and the logits s_ij / τ. The positive of
     row i is p(i) = (i + N) mod 2N (the other view of the same image); every
     other row j ∉ {i, p(i)} is a negative. Row i's own similarity is removed
-    by MASKING S_ii to -inf before the softmax (exp(-inf) = 0), never by
+    by MASKING its logit to -inf before the softmax (exp(-inf) = 0), never by
     subtracting exp(1/τ) from the sum, which cancels catastrophically in
-    float32 at small τ because exp(S_ii) is then the largest term::
+    float32 at small τ because exp(s_ii/τ) is then the largest term::
 
-        ℓ_i = -log( exp(S_{i,p(i)}) / Σ_{j≠i} exp(S_ij) ) = lse_i - S_{i,p(i)}
+        ℓ_i = -log( exp(s_{i,p(i)}/τ) / Σ_{j≠i} exp(s_ij/τ) )
         L   = (1/2N) Σ_{i=1}^{2N} ℓ_i            (the mean over all 2N anchors)
 
-    Gradient. Let P_ij = exp(S_ij) / Σ_{k≠i} exp(S_ik) (P_ii = 0) and Y the
-    0/1 positive mask (Y_{i,p(i)} = 1, symmetric). Then ∂lse_i/∂S_ij = P_ij, so
-    ∂L/∂S_ij = G_ij = (P_ij - Y_ij) / 2N, and G_ii = 0 (S_ii is a constant).
-    Each ẑ_k enters S twice, as a row and as a column: dS_ij = (dẑ_i·ẑ_j +
-    ẑ_i·dẑ_j)/τ, so ∂L/∂ẑ = (G + Gᵀ) ẑ / τ = (P + Pᵀ - 2Y) ẑ / (2Nτ): one
-    N×N add and one (2N×2N)(2N×D) GEMM. Through the normalization (see
-    :class:`~minicon.losses.normalize.Normalize`),
+    Gradient. Let P_ij = exp(s_ij/τ) / Σ_{k≠i} exp(s_ik/τ) (P_ii = 0) and Y
+    the 0/1 positive mask (Y_{i,p(i)} = 1, symmetric). Then
+    ∂L/∂s_ij = G_ij = (P_ij - Y_ij) / (2Nτ), and G_ii = 0 (s_ii is a
+    constant). Each ẑ_k enters s twice, as a row and as a column
+    (ds_ij = dẑ_i·ẑ_j + ẑ_i·dẑ_j), so ∂L/∂ẑ = (G + Gᵀ) ẑ
+    = (P + Pᵀ - 2Y) ẑ / (2Nτ): one 2N×2N add and one (2N×2N)(2N×D) GEMM.
+    Through the normalization (see :class:`~minicon.losses.normalize.Normalize`),
     ∂L/∂z_k = (∂L/∂ẑ_k - ẑ_k (ẑ_k·∂L/∂ẑ_k)) / ‖z_k‖. The first N rows are z1's
     gradient, the last N z2's. Everything is scaled by the upstream g.
 

@@ -1,4 +1,5 @@
-"""Contrastive methods: SimCLR, MoCo and CLIP, each a Module with one ``training_step``.
+"""Self-supervised methods: SimCLR, MoCo, CLIP, SimSiam, BYOL (and supervised SupCon),
+each a Module with one ``training_step``.
 
 Every method owns its networks and turns one batch into one scalar loss, so
 one trainer serves all of them::
@@ -17,10 +18,12 @@ from .clip import CLIP
 from .moco import MoCo
 from .momentum import momentum_copy, momentum_update_
 from .registry import METHODS, build_method
+from .siamese import BYOL, SimSiam
 from .simclr import SimCLR
+from .supcon import SupConMethod
 from .text import CIFAR10_TEMPLATES, TextEncoder, Tokenizer, captions_for
 
 __all__ = [
-    "Method", "SimCLR", "MoCo", "CLIP", "build_method", "METHODS", "momentum_copy",
+    "Method", "SimCLR", "MoCo", "CLIP", "SimSiam", "BYOL", "SupConMethod", "build_method", "METHODS", "momentum_copy",
     "momentum_update_", "Tokenizer", "TextEncoder", "captions_for", "CIFAR10_TEMPLATES",
 ]

@@ -14,16 +14,21 @@ from .momentum import momentum_copy, momentum_update_
 class MoCo(Method):
     """Momentum Contrast (MoCo v2 on one device): ``L = InfoNCE(q, k⁺, queue; τ)``.
 
-    Each step, in MoCo's order (Algorithm 1):
+    Each step, in the order of MoCo's reference code (``MoCo.forward`` in
+    facebookresearch/moco; the paper's Algorithm 1 makes the momentum update
+    after the optimizer step instead, which gives the same keys, see lesson 8 §6):
 
     1. the key encoder and key head move toward the query's,
-       ``θ_k ← m·θ_k + (1 - m)·θ_q``, parameters AND buffers (batch-norm
-       running statistics), under no gradient (:func:`momentum_update_`);
+       ``θ_k ← m·θ_k + (1 - m)·θ_q``, under no gradient
+       (:func:`momentum_update_`): parameters AND buffers. Averaging the
+       batch-norm running statistics too is minicon's choice; MoCo's code
+       averages only the parameters and lets the key encoder's batch norms
+       track their own running statistics;
     2. queries ``q = g(f(x̃₁))`` from the encoder and head (these get the gradient);
     3. keys ``k = g_k(f_k(x̃₂))`` from the key networks, without gradient;
     4. the loss ``info_nce(q, k, queue, τ)``: each query picks its own key
        among the K keys of the queue as it was BEFORE this step;
-    5. this step's keys are enqueued (the oldest K dropped).
+    5. this step's N keys are enqueued over the N oldest (N the batch size).
 
     The key networks are :func:`momentum_copy` copies: their weights are
     buffers, so ``parameters()`` (what the optimizer gets) holds only the

@@ -19,7 +19,11 @@ def momentum_copy(module: Module) -> Module:
     Its batch norms get momentum 0: in training mode they normalise with the
     batch statistics, as MoCo's key encoder does, but never move their
     running statistics, which :func:`momentum_update_` averages from the
-    original's instead.
+    original's instead. That is minicon's choice, not MoCo's: its reference
+    code averages only the parameters (``_momentum_update_key_encoder``) and
+    the key encoder's batch norms update their own running statistics. The
+    statistics matter only for the key encoder in eval mode, which MoCo's
+    training never uses.
 
     Parameters
     ----------

@@ -5,10 +5,12 @@ from __future__ import annotations
 from ..nn import Module, ProjectionHead
 from .clip import CLIP
 from .moco import MoCo
+from .siamese import BYOL, SimSiam
 from .simclr import SimCLR
+from .supcon import SupConMethod
 from .text import CIFAR10_TEMPLATES, TextEncoder, Tokenizer
 
-METHODS = ("simclr", "moco", "clip")
+METHODS = ("simclr", "moco", "clip", "simsiam", "byol", "supcon")
 
 
 def _take(kwargs: dict, defaults: dict) -> dict:
@@ -20,7 +22,7 @@ def build_method(name: str, encoder: Module, **kwargs):
 
     Parameters
     ----------
-    name : {"simclr", "moco", "clip"}
+    name : {"simclr", "moco", "clip", "simsiam", "byol", "supcon"}
     encoder : Module
         Images → features, with ``feature_dim`` D (``ConvNet()``, ``resnet18()``).
     **kwargs
@@ -40,10 +42,20 @@ def build_method(name: str, encoder: Module, **kwargs):
         every class name (sorted, so the same names and templates give the
         same model).
 
+        simsiam: ``hidden_dim=D``, ``projection_dim=128`` (SimCLR's head as the
+        projector), ``predictor_dim=projection_dim // 4`` (SimSiam's
+        bottleneck), ``stop_gradient=True``.
+
+        byol: the same projector, a predictor of hidden width ``hidden_dim``,
+        ``momentum=0.99``.
+
+        supcon: SimCLR's head, ``temperature=0.1`` (Khosla et al.).
+
     Returns
     -------
     Method
-        A :class:`SimCLR`, :class:`MoCo` or :class:`CLIP`.
+        A :class:`SimCLR`, :class:`MoCo`, :class:`CLIP`, :class:`SimSiam`,
+        :class:`BYOL` or :class:`SupConMethod`.
 
     Raises
     ------
@@ -72,10 +84,23 @@ def build_method(name: str, encoder: Module, **kwargs):
                     class_names=options["class_names"], templates=options["templates"],
                     temperature=options["temperature"])
     head = _take(kwargs, {"hidden_dim": dim, "projection_dim": 128})
+    projection_head = ProjectionHead(dim, head["hidden_dim"], head["projection_dim"])
+    if key in ("simsiam", "byol"):
+        p = head["projection_dim"]
+        options = _take(kwargs, {"predictor_dim": max(1, p // 4) if key == "simsiam" else head["hidden_dim"],
+                                 **({"momentum": 0.99} if key == "byol" else {"stop_gradient": True})})
+        _no_leftovers(key, kwargs)
+        predictor = ProjectionHead(p, options.pop("predictor_dim"), p)
+        cls = SimSiam if key == "simsiam" else BYOL
+        return cls(encoder, projection_head, predictor, **options)
+    if key == "supcon":
+        options = _take(kwargs, {"temperature": 0.1})
+        _no_leftovers(key, kwargs)
+        return SupConMethod(encoder, projection_head, **options)
     if key == "simclr":
         options = _take(kwargs, {"temperature": 0.5})
         _no_leftovers(key, kwargs)
-        return SimCLR(encoder, ProjectionHead(dim, head["hidden_dim"], head["projection_dim"]), **options)
+        return SimCLR(encoder, projection_head, **options)
     options = _take(kwargs, {"queue_size": 4096, "momentum": 0.99, "temperature": 0.1, "split_bn": 8,
                              "symmetric": False})
     _no_leftovers(key, kwargs)

@@ -19,10 +19,11 @@ class SimCLR(Method):
 
     Both views go through the encoder and the head as ONE batch of 2N images
     (views 1 then views 2), so every batch-norm layer computes its statistics
-    over both views together. That is what SimCLR's reference implementation
-    does (it concatenates the views along the batch axis before the network,
-    and aggregates batch norm over all devices, §2.2 "Global BN"), and it is
-    also the faster choice: one pass with GEMMs twice as tall instead of two.
+    over both views together. SimCLR's reference implementation concatenates
+    the views along the batch axis before the network too; its "Global BN"
+    (§2.2) is the same concern across devices (mean and variance aggregated
+    over every device's shard). It is also the faster choice: one pass with
+    GEMMs twice as tall instead of two.
     Encoding the views separately would normalise each view with its own
     statistics, a per-view shift the network can use to tell the views apart.
 

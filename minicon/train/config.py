@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..files import write_atomic
 
-METHODS = ("simclr", "moco", "clip")
+METHODS = ("simclr", "moco", "clip", "simsiam", "byol", "supcon")  # as minicon.methods.METHODS
 ENCODERS = ("convnet", "resnet18")
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars")
 
@@ -134,6 +134,8 @@ class TrainConfig:
                               f"with each other), got {self.knn_test}")
         if self.temperature is not None and not self.temperature > 0:  # finite: _check_types
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.temperature is not None and self.method in ("simsiam", "byol"):
+            raise ConfigError(f"{self.method} has no temperature (its loss is a cosine, no softmax)")
         if self.crop_scale is not None and not 0 < self.crop_scale <= 1:
             raise ConfigError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
         if self.crop_size < 8:
@@ -255,12 +257,17 @@ def method_defaults(method: str) -> dict:
     SimCLR's peak learning rate is 2e-3: on the 8-epoch 1024-d preset, two
     seeds gave 70.6% and 70.4% linear probe against 70.1% and 69.3% at
     1e-3 (same seeds, one BLAS thread). MoCo and CLIP keep 1e-3, the rate
-    of their measured short runs.
+    of their measured short runs. SimSiam, BYOL and SupCon take SimCLR's
+    crops and 1e-3, untuned (SupCon its paper's τ = 0.1); only short runs of
+    them have been made (lesson 10).
     """
     return {
         "simclr": {"temperature": 0.2, "crop_scale": 0.08, "lr": 2e-3},
         "moco": {"temperature": 0.1, "crop_scale": 0.2, "lr": 1e-3},
         "clip": {"temperature": None, "crop_scale": 0.08, "lr": 1e-3},
+        "simsiam": {"temperature": None, "crop_scale": 0.08, "lr": 1e-3},
+        "byol": {"temperature": None, "crop_scale": 0.08, "lr": 1e-3},
+        "supcon": {"temperature": 0.1, "crop_scale": 0.08, "lr": 1e-3},
     }[method]
 
 
