@@ -55,20 +55,6 @@ def _agree(fn, inputs, rtol, atol=0.0):
             np.testing.assert_allclose(g_gpu, g, rtol=rtol, atol=atol)
 
 
-def _selftest_cases():
-    from minicon.cli import _selftest_cases as cases
-
-    return cases()
-
-
-@pytest.mark.parametrize("dtype, rtol, atol", [("float64", 1e-10, 1e-12), ("float32", 1e-4, 1e-5)])
-@pytest.mark.parametrize("case", _selftest_cases(), ids=lambda c: c[0])
-def test_every_primitive_op_agrees_with_numpy(case, dtype, rtol, atol):
-    _, fn, shapes = case
-    rng = np.random.default_rng(0)
-    _agree(fn, [rng.standard_normal(s).astype(dtype) for s in shapes], rtol, atol)
-
-
 def _losses():
     from minicon import losses
 
@@ -86,14 +72,6 @@ def _losses():
     ]
 
 
-@pytest.mark.parametrize("dtype, rtol, atol", [("float64", 1e-10, 1e-12), ("float32", 1e-4, 1e-5)])
-@pytest.mark.parametrize("case", _losses(), ids=lambda c: c[0])
-def test_every_loss_agrees_with_numpy(case, dtype, rtol, atol):
-    _, fn, shapes = case
-    rng = np.random.default_rng(0)
-    _agree(fn, [np.asarray(rng.standard_normal(s), dtype=dtype) for s in shapes], rtol, atol)
-
-
 def _layers():
     import minicon.functional as F
 
@@ -108,9 +86,16 @@ def _layers():
     ]
 
 
+def _cases():
+    """Every primitive op (the cases ``minicon selftest`` gradient-checks), loss and layer."""
+    from minicon.cli import _selftest_cases
+
+    return list(_selftest_cases()) + _losses() + _layers()
+
+
 @pytest.mark.parametrize("dtype, rtol, atol", [("float64", 1e-10, 1e-12), ("float32", 1e-4, 1e-5)])
-@pytest.mark.parametrize("case", _layers(), ids=lambda c: c[0])
-def test_every_layer_agrees_with_numpy(case, dtype, rtol, atol):
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c[0])
+def test_every_op_loss_and_layer_agrees_with_numpy(case, dtype, rtol, atol):
     _, fn, shapes = case
     rng = np.random.default_rng(0)
     _agree(fn, [np.asarray(rng.standard_normal(s), dtype=dtype) for s in shapes], rtol, atol)
