@@ -115,7 +115,7 @@ def test_row_gather_gradient_equals_add_at_in_any_number_of_chunks(xp, data):
 
     n = data.draw(st.integers(1, 6))
     values = np.random.default_rng(data.draw(st.integers(0, 99))).standard_normal((n, 3, 2))
-    ids = np.asarray(data.draw(hnp.arrays(np.int64, st.sampled_from([(5,), (2, 4), (7, 1)]),
+    ids = np.asarray(data.draw(hnp.arrays(np.int64, st.sampled_from([(5,), (2, 4), (7, 1), (0,)]),
                                           elements=st.integers(-n, n - 1))))
     g = np.random.default_rng(1).standard_normal(ids.shape + (3, 2))
     expected = np.zeros_like(values)

@@ -161,8 +161,10 @@ def dropout(x, p=0.5, training=True):
 
     Notes
     -----
-    The mask is drawn by the backend's generator: :func:`minicon.backend.host_rng`
-    on NumPy, ``cupy.random`` on CuPy; both are seeded by ``minicon.manual_seed``.
+    The mask is :func:`counter_uniform` of one seed drawn from
+    :func:`minicon.backend.host_rng` (seeded by ``minicon.manual_seed`` and
+    saved in checkpoints), computed on the array's device: the same masks on
+    NumPy and CuPy. See :class:`Dropout`.
     """
     if not 0 <= p <= 1:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")

@@ -73,8 +73,10 @@ class CLIPLoss(Function):
         p_row, m_row, r_row = softmax_logsumexp_(logits.copy(), axis=1)
         p_col, m_col, r_col = softmax_logsumexp_(logits, axis=0)
         p_row += p_col
-        ctx.save_for_backward(i_hat, i_norms, t_hat, t_norms, cosine, p_row, scale)
-        ctx.clamped, ctx.t_shape = bool(exp_t > MAX_LOGIT_SCALE), t.shape
+        # d min(e^t, 100)/dt, kept on the device: a bool() here would wait for the GPU every step
+        slope = xp.where(exp_t > MAX_LOGIT_SCALE, 0, scale)
+        ctx.save_for_backward(i_hat, i_norms, t_hat, t_norms, cosine, p_row, scale, slope)
+        ctx.t_shape = t.shape
         loss = ((r_row[:, 0] - (positive - m_row[:, 0])).mean()
                 + (r_col[0, :] - (positive - m_col[0, :])).mean()) / 2
         return xp.asarray(loss, dtype=cosine.dtype)
@@ -82,14 +84,13 @@ class CLIPLoss(Function):
     @staticmethod
     def backward(ctx, g):
         xp = ctx.xp
-        i_hat, i_norms, t_hat, t_norms, cosine, p_sum, scale = ctx.saved
+        i_hat, i_norms, t_hat, t_norms, cosine, p_sum, scale, slope = ctx.saved
         n = len(i_hat)
         grad_logits = p_sum * (g / (2 * n))
         diag = xp.arange(n)
         grad_logits[diag, diag] -= g / n
         grad_t = None
         if ctx.needs_input_grad[2]:
-            slope = 0.0 if ctx.clamped else scale  # d min(e^t, 100)/dt
             grad_t = ((grad_logits * cosine).sum() * slope).reshape(ctx.t_shape)
         grad_cosine = grad_logits * scale
         grad_image = l2_normalize_backward(grad_cosine @ t_hat, i_hat, i_norms)

@@ -75,7 +75,7 @@ class SupCon(Function):
         mean_positive = (weights * logits).sum(axis=1)  # before masking: 0 · -inf would be NaN
         xp.fill_diagonal(logits, -xp.inf)
         probs, m, r = softmax_logsumexp_(logits)
-        anchors = max(int(has_positive.sum()), 1)
+        anchors = xp.maximum(has_positive.sum(), 1).astype(z.dtype)  # on the device: int() would sync
         per_anchor = xp.where(has_positive[:, 0], r[:, 0] - (mean_positive - m[:, 0]), 0)
         probs -= weights
         probs *= has_positive

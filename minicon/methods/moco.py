@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Tensor, no_grad
-from ..backend import array_module, host_rng
+from ..backend import host_rng
 from ..losses import MemoryQueue, info_nce
 from ..nn import Module, convert_split_batchnorm
 from ..ops import concatenate
@@ -119,10 +119,9 @@ class MoCo(Method):
         with no_grad():
             if self.split_bn == 1:
                 return self.key_projection_head(self.key_encoder(images))
-            xp = array_module(images.data)
-            order = xp.asarray(host_rng().permutation(images.shape[0]))
+            order = host_rng().permutation(images.shape[0])  # host indices: checked and uploaded, no sync
             keys = self.key_projection_head(self.key_encoder(images[order]))
-            return keys[xp.argsort(order)]
+            return keys[order.argsort()]
 
     def _contrast(self, query_images: Tensor, key_images: Tensor) -> tuple:
         q = self.projection_head(self.encoder(query_images))

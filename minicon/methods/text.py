@@ -7,7 +7,7 @@ import re
 import numpy
 
 from ..autograd import Tensor
-from ..backend import array_module, asarray, to_host
+from ..backend import array_module, to_host
 from ..nn import Embedding, Linear, Module, ReLU, Sequential
 
 # CLIP's 18 prompt templates for CIFAR-10, for prompt ensembling (Radford et al. 2021, §3.1.4);
@@ -202,12 +202,14 @@ class TextEncoder(Module):
         self.out_dim = hidden_dim or width
 
     def forward(self, ids) -> Tensor:
-        ids = asarray(ids.data if isinstance(ids, Tensor) else ids)
+        ids = ids.data if isinstance(ids, Tensor) else ids
+        if not hasattr(ids, "ndim"):
+            ids = to_host(ids)
         if ids.ndim != 2:
             raise ValueError(f"TextEncoder: token ids must be N×L, got shape {tuple(ids.shape)}")
-        xp = array_module(ids)
-        words = self.embedding(ids)
-        mask = (ids != self.pad_id).astype(words.dtype)
+        words = self.embedding(ids)  # host ids are checked there on the host, not on the GPU
+        xp = array_module(words.data)
+        mask = xp.asarray(ids != self.pad_id).astype(words.dtype)
         # each caption's weights 1/length on its words, 0 on padding
         weights = mask / xp.maximum(mask.sum(axis=1, keepdims=True), 1)
         t = (words * weights[:, :, None]).sum(axis=1)

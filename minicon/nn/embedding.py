@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Tensor
+from ..ops.shape import GetItem
 from .layers import _positive_int
 from .module import Module, Parameter
 
@@ -59,7 +60,7 @@ class Embedding(Module):
                 f"Embedding({self.num_embeddings}, {self.embedding_dim}): ids must lie in "
                 f"[0, {self.num_embeddings}), got values in [{bad[0]}, {bad[1]}]"
             )
-        return self.weight[backend.asarray(ids)]
+        return GetItem.apply(self.weight, index=ids, checked=True)  # checked above; uploaded there
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"

@@ -376,8 +376,9 @@ class Module:
             raise ValueError(f"to: device must be one of {backend.BACKENDS}, got {device!r}")
 
         def convert(a):
-            if device is not None and not (a.ndim == 0 and a.dtype.kind in "iu"):  # counters stay on the host
-                a = backend.to_backend(a, device)
+            if device is not None:
+                counter = a.ndim == 0 and a.dtype.kind in "iu"  # counters live on the host
+                a = backend.to_host(a) if counter else backend.to_backend(a, device)
             if dtype is not None and a.dtype.kind == "f" and a.dtype != dtype:
                 a = a.astype(dtype)
             return a

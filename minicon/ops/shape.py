@@ -68,36 +68,44 @@ def _is_basic_index(index) -> bool:
     return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
 
 
-def _check_index_arrays(index, shape: tuple) -> None:
-    """IndexError for an entry of an integer index array outside ``[-n, n)`` of its axis.
+def _is_array(p) -> bool:
+    return getattr(p, "dtype", None) is not None and getattr(p, "ndim", 0) > 0
 
-    NumPy raises for these itself, but CuPy wraps them around silently, so
-    both are checked here, with NumPy's message. Host index arrays (and
-    lists) are checked on the host; a CuPy one costs one wait for the GPU.
+
+def _prepared_index(xp, index, shape: tuple, check: bool = True):
+    """``index`` with its integer arrays bounds-checked and on ``xp``'s device.
+
+    IndexError for an entry outside ``[-n, n)`` of its axis: NumPy raises for
+    these itself, but CuPy wraps them around silently, so both are checked
+    here, with NumPy's message. Host arrays (and lists) are checked on the
+    host and then uploaded once; a CuPy index array costs one wait for the
+    GPU, so callers on a hot path pass host indices (or ``check=False``
+    after checking them).
     """
-    parts = index if isinstance(index, tuple) else (index,)
-    arrays = [backend.to_host(p) if isinstance(p, list) else p for p in parts]
-    consumed = 0
-    for p in arrays:
-        if p is not None and p is not Ellipsis:
-            consumed += p.ndim if getattr(p, "dtype", None) is not None and p.dtype.kind == "b" else 1
+    single = not isinstance(index, tuple)
+    parts = [backend.to_host(p) if isinstance(p, list) else p for p in ((index,) if single else index)]
+    consumed = sum(p.ndim if _is_array(p) and p.dtype.kind == "b" else 1
+                   for p in parts if p is not None and p is not Ellipsis)
     axis = 0
-    for p in arrays:
+    for k, p in enumerate(parts):
         if p is Ellipsis:
             axis += len(shape) - consumed
         elif p is None:
             continue
-        elif getattr(p, "dtype", None) is not None and p.dtype.kind == "b":
+        elif _is_array(p) and p.dtype.kind == "b":
             axis += p.ndim
         else:
-            if getattr(p, "dtype", None) is not None and p.dtype.kind in "iu" and axis < len(shape):
+            if _is_array(p) and p.dtype.kind in "iu" and axis < len(shape):
                 n = shape[axis]
-                bad = backend.out_of_range(p, -n, n)
+                bad = backend.out_of_range(p, -n, n) if check else None
                 if bad:
                     value = bad[1] if bad[1] >= n else bad[0]
                     raise IndexError(f"getitem: index {value} is out of bounds for axis {axis} "
                                      f"with size {n} (tensor shape {shape})")
             axis += 1
+        if _is_array(p) and backend.is_cupy_array(p) != (xp.__name__ == "cupy"):
+            parts[k] = xp.asarray(p)
+    return parts[0] if single else tuple(parts)
 
 
 class GetItem(Function):
@@ -117,7 +125,8 @@ class GetItem(Function):
     * any other mix of arrays: the unbuffered ``add.at``, on CuPy an atomic
       add whose order (so float rounding) varies between runs.
 
-    Saves: the index and the input shape.
+    Saves: the index (its host arrays uploaded) and the input shape.
+    ``checked=True`` skips the bounds check, for callers that checked already.
 
     Raises
     ------
@@ -126,9 +135,9 @@ class GetItem(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, *, index):
+    def forward(ctx, x, *, index, checked=False):
+        index = _prepared_index(ctx.xp, index, x.shape, check=not checked)
         ctx.index, ctx.shape, ctx.dtype = index, x.shape, x.dtype
-        _check_index_arrays(index, x.shape)
         try:
             return x[index]
         except IndexError as exc:
@@ -151,7 +160,12 @@ def _add_rows_in_fixed_order(xp, grad, ids, g) -> None:
     """``grad[ids[t]] += g[t]`` for every lookup t, as one-hot GEMMs over the distinct ids.
 
     The one-hot matrix is cut into chunks of lookups of at most ``_ONE_HOT_BYTES``.
+    Cost: U·T·R multiply-adds for T lookups of U distinct ids and rows of R
+    values, against add.at's T·R: cheap for a vocabulary lookup (U small), a
+    T²·R for a permutation of T rows.
     """
+    if ids.size == 0:
+        return
     n = grad.shape[0]
     ids = xp.asarray(ids).ravel() % n  # negative ids counted from the end, as in forward
     rows = g.reshape(ids.size, -1)
