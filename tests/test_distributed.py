@@ -117,6 +117,13 @@ def test_shard_takes_contiguous_rows_and_refuses_uneven_batches():
         distributed.shard(batch, 0, 4)
 
 
+def test_training_one_process_imports_no_mpi4py():
+    code = ("import sys, minicon.train, minicon.methods, minicon.cli, minicon.distributed; "
+            "assert 'mpi4py' not in sys.modules")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+
+
 def test_without_mpi4py_distributed_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py now raises ImportError
     with pytest.raises(RuntimeError, match=r"needs mpi4py.*pip install -e '\.\[mpi\]'"):
