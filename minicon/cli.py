@@ -198,9 +198,9 @@ def _train(args, comm) -> int:
         resume = f" Continue with: minicon train --out {out} --resume" if trainer.saved_step is not None else ""
         say(f"\ninterrupted at step {trainer.step}. {trainer.checkpoint_status()}.{resume}", file=sys.stderr)
         return 130
-    minutes = result["train_s"] / 60
-    say(f"done in {minutes:.1f} min: kNN top-1 {result['knn_top1']:.3f} (monitor: "
-          f"{config.knn_test} test images). Run `minicon eval {out}` for the full kNN and linear probe.")
+    if trainer.writer:  # the other ranks ran no monitor
+        print(f"done in {result['train_s'] / 60:.1f} min: kNN top-1 {result['knn_top1']:.3f} (monitor: "
+              f"{config.knn_test} test images). Run `minicon eval {out}` for the full kNN and linear probe.")
     return 0
 
 

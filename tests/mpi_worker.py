@@ -172,8 +172,8 @@ def train_steps(comm, folder, method):
         print(json.dumps({"ranks": losses[0], "single": losses[1]}))
 
 
-def fault(comm, folder):
-    """The real ``minicon train --distributed`` with rank 1 raising in its third step."""
+def cli_train(comm, folder, fail_at="0"):
+    """The real ``minicon train --distributed`` on tiny data; with ``fail_at`` = k > 0, rank 1 raises in step k."""
     from minicon import cli
     from minicon.methods import SimCLR
     from minicon.train import trainer
@@ -183,8 +183,8 @@ def fault(comm, folder):
 
     def failing_step(self, batch):
         calls.append(1)
-        if comm.rank == 1 and len(calls) == 3:
-            raise ValueError("injected fault on rank 1 at step 3")
+        if comm.rank == 1 and len(calls) == int(fail_at):
+            raise ValueError(f"injected fault on rank 1 at step {fail_at}")
         return original(self, batch)
 
     SimCLR.training_step = failing_step

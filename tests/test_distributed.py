@@ -89,11 +89,24 @@ def test_moco_trains_on_two_ranks(tmp_path):
 
 def test_a_failing_rank_ends_the_job_with_its_message_within_seconds(tmp_path):
     started = time.perf_counter()
-    done = run_ranks("fault", tmp_path / "run", timeout=60)
+    done = run_ranks("cli_train", tmp_path / "run", 3, timeout=60)
     elapsed = time.perf_counter() - started
     assert done.returncode != 0
     assert "minicon: error: rank 1 of 2: injected fault on rank 1 at step 3" in done.stderr
     assert elapsed < 30, f"the job took {elapsed:.0f} s to end"
+
+
+def test_minicon_train_distributed_runs_to_the_end_and_rank_0_writes_the_run(tmp_path, capsys):
+    done = run_ranks("cli_train", tmp_path / "run", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("done in") == 1 and "on 2 ranks (8 images of each batch per rank)" in done.stdout
+    steps = (tmp_path / "run" / "steps.jsonl").read_text().splitlines()
+    assert len(steps) == 20 and (tmp_path / "run" / "last.npz").exists()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["ranks"] == 2
+    from minicon import cli
+
+    assert cli.main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 2  # one process, not 2
+    assert "was trained on 2 rank(s); resume it with the same number" in capsys.readouterr().err
 
 
 def test_batch_size_must_divide_over_the_ranks():
