@@ -180,7 +180,8 @@ class Trainer:
         logs or checkpoints but no ``config.json``; if ``resume`` is True and
         there is no checkpoint, or the checkpoint does not fit the config; if
         the batch is larger than the training data or the test data has
-        fewer than 2 images for the monitor.
+        fewer than 2 images for the monitor; if ``config.ranks`` is not the
+        number of ranks running (``comm.size``, 1 without ``comm``).
     """
 
     def __init__(self, config: TrainConfig, run_dir, *, resume: bool = False, train_data=None,
