@@ -148,6 +148,16 @@ def _train_config(args):
 
 
 def _cmd_train(args) -> int:
+    if not args.distributed:
+        return _train(args, None)
+    from . import distributed
+
+    comm = distributed.init(args.backend)
+    with distributed.abort_on_error(comm, one_line=(UserError, RuntimeError, ValueError, OSError)):
+        return _train(args, comm)
+
+
+def _train(args, comm) -> int:
     import time
     import warnings
 
@@ -158,16 +168,25 @@ def _cmd_train(args) -> int:
     from .train.evaluation import epochs_text
 
     config = _train_config(args)
+    ranks = 1 if comm is None else comm.size
+    if args.resume and config.ranks != ranks:
+        raise UserError(f"--resume: {args.out} was trained on {config.ranks} rank(s); resume it with the same "
+                        f"number (mpirun -n {config.ranks} ... --distributed), not {ranks}")
+    config.ranks = ranks
     out = args.out or f"runs/{config.method}-{config.encoder}-{time.strftime('%Y%m%d-%H%M%S')}"
-    trainer = Trainer(config, out, resume=args.resume)
+    if comm is not None:
+        out = comm.bcast(out)  # rank 0's clock names the folder every rank uses
+    trainer = Trainer(config, out, resume=args.resume, comm=comm)
+    say = print if trainer.writer else (lambda *a, **k: None)
     if trainer.finished():
         trainer.close()
-        print(f"{out} has already finished its {epochs_text(config.epochs)}; nothing to resume. "
-              f"Evaluate it with `minicon eval {out}`")
+        say(f"{out} has already finished its {epochs_text(config.epochs)}; nothing to resume. "
+            f"Evaluate it with `minicon eval {out}`")
         return 0
-    print(f"training {config.method} with a {config.encoder} on {len(trainer.train_images)} CIFAR-10 "
+    on = "" if ranks == 1 else f" on {ranks} ranks ({config.batch_size // ranks} images of each batch per rank)"
+    say(f"training {config.method} with a {config.encoder} on {len(trainer.train_images)} CIFAR-10 "
           f"images for {epochs_text(config.epochs)} "
-          f"({trainer.steps_per_epoch} steps each) into {out}")
+          f"({trainer.steps_per_epoch} steps each){on} into {out}")
     try:
         # a diverging run's overflow is reported once, by the NaN-loss error, not as a warning per op
         with warnings.catch_warnings(), numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -177,11 +196,11 @@ def _cmd_train(args) -> int:
             result = trainer.fit()
     except KeyboardInterrupt:  # the message says what is on disk: a second Ctrl-C may stop before a save
         resume = f" Continue with: minicon train --out {out} --resume" if trainer.saved_step is not None else ""
-        print(f"\ninterrupted at step {trainer.step}. {trainer.checkpoint_status()}.{resume}", file=sys.stderr)
+        say(f"\ninterrupted at step {trainer.step}. {trainer.checkpoint_status()}.{resume}", file=sys.stderr)
         return 130
-    minutes = result["train_s"] / 60
-    print(f"done in {minutes:.1f} min: kNN top-1 {result['knn_top1']:.3f} (monitor: "
-          f"{config.knn_test} test images). Run `minicon eval {out}` for the full kNN and linear probe.")
+    if trainer.writer:  # the other ranks ran no monitor
+        print(f"done in {result['train_s'] / 60:.1f} min: kNN top-1 {result['knn_top1']:.3f} (monitor: "
+              f"{config.knn_test} test images). Run `minicon eval {out}` for the full kNN and linear probe.")
     return 0
 
 
@@ -260,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default: runs/METHOD-ENCODER-TIME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--config", help="TOML file of settings; flags override it")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of `mpirun -n P` (needs mpi4py: pip install -e '.[mpi]')")
     p.set_defaults(func=_cmd_train)
 
     p = with_backend("eval", help="kNN and linear-probe accuracy of a trained run")

@@ -38,6 +38,16 @@ class BatchNorm(Function):
       ``grad_x = (γ / σ̂) · (g - grad_β / M - x̂ · grad_γ / M)``
       (the gradient minus its mean and its projection on x̂).
 
+    Synchronized (``comm`` given, training, P ranks): the M values of a
+    channel are spread over the ranks, and μ, σ² must be those of all of them
+    (SimCLR's global BN). Forward: one Allreduce of the per-channel sums
+    Σ(x - K) and Σ(x - K)² (K = running mean, the same on every rank), then
+    μ = K + Σ(x - K)/M and σ² = Σ(x - K)²/M - (μ - K)². Backward: the formula
+    above with M global needs the global Σ g and Σ g·x̂, and x_k reaches every
+    rank's y through μ and σ², which is exactly what those sums carry; one
+    Allreduce of the two gives them. grad_γ and grad_β return this rank's
+    share, which the gradient averaging sums.
+
     Backward, eval: μ, σ² are constants, so ``grad_x = γ g / σ̂`` and
     grad_γ, grad_β as above.
 
@@ -53,12 +63,14 @@ class BatchNorm(Function):
     ----------
     S. Ioffe, C. Szegedy, "Batch Normalization: Accelerating Deep Network
     Training by Reducing Internal Covariate Shift", ICML 2015, Algorithm 1
-    and Sec. 3 (backward); PyTorch ``BatchNorm2d`` docs (running statistics).
+    and Sec. 3 (backward); PyTorch ``BatchNorm2d`` docs (running statistics);
+    Chen et al., "A Simple Framework for Contrastive Learning of Visual
+    Representations", ICML 2020, appendix B.1 (global BN).
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, *, running_mean, running_var, training,
-                momentum, eps):
+                momentum, eps, comm=None):
         xp = ctx.xp
         if x.ndim not in (2, 4):
             raise ValueError(
@@ -72,16 +84,27 @@ class BatchNorm(Function):
                     f"batch_norm: {name} must have shape ({c},) for input shape {x.shape}, got {a.shape}"
                 )
         rows = _rows(x)
-        m = rows.shape[0]
+        ranks = 1 if comm is None or not training else comm.size
+        m = rows.shape[0] * ranks
         if training:
             if m < 2:
                 raise ValueError(
                     f"batch_norm: training needs more than one value per channel, got input shape {x.shape}"
                 )
-            mean = channel_sum(xp, rows) / m
-            out = rows - mean
-            # Two passes (centre, then square) keep float32 exact where E[x²] - μ² would cancel.
-            var = xp.einsum("mc,mc->c", out, out) / m
+            if ranks == 1:
+                mean = channel_sum(xp, rows) / m
+                out = rows - mean
+                # Two passes (centre, then square) keep float32 exact where E[x²] - μ² would cancel.
+                var = xp.einsum("mc,mc->c", out, out) / m
+            else:
+                # Sums about the running mean (the same on every rank): E[x²] - μ² stops cancelling once it converges.
+                shift = xp.zeros(c, dtype=x.dtype) if running_mean is None else running_mean.astype(x.dtype)
+                out = rows - shift
+                sums = comm.allreduce_(xp.concatenate([channel_sum(xp, out), xp.einsum("mc,mc->c", out, out)]))
+                delta = sums[:c] / m
+                var = xp.maximum(sums[c:] / m - delta * delta, 0)
+                mean = shift + delta
+                out -= delta
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -99,7 +122,7 @@ class BatchNorm(Function):
         if bias is not None:
             out += bias
         ctx.save_for_backward(rows, mean, inv_std, scale)
-        ctx.training, ctx.shape = training, x.shape
+        ctx.training, ctx.shape, ctx.comm, ctx.ranks = training, x.shape, comm, ranks
         return _unrows(out, x.shape)
 
     @staticmethod
@@ -108,17 +131,22 @@ class BatchNorm(Function):
         rows, mean, inv_std, scale = ctx.saved
         needs = ctx.needs_input_grad
         g = _rows(g)
-        m = g.shape[0]
+        m = g.shape[0] * ctx.ranks
         grad_bias = channel_sum(xp, g)
         grad_x = grad_weight = None
         if ctx.training or needs[1]:
             centred = rows - mean
             grad_weight = xp.einsum("mc,mc->c", g, centred) * inv_std
+        sum_g, sum_g_x_hat = grad_bias, grad_weight
+        if ctx.ranks > 1:  # the sums over the global batch; γ and β keep this rank's share (averaged later)
+            c = len(grad_bias)
+            sums = ctx.comm.allreduce_(xp.concatenate([grad_bias, grad_weight]))
+            sum_g, sum_g_x_hat = sums[:c], sums[c:]
         if needs[0] and ctx.training:
             # (γ/σ̂)(g - grad_β/M - x̂ grad_γ/M) with x̂ = centred/σ̂, in place on one buffer.
             grad_x = centred
-            grad_x *= inv_std * grad_weight / m
-            grad_x += grad_bias / m
+            grad_x *= inv_std * sum_g_x_hat / m
+            grad_x += sum_g / m
             xp.subtract(g, grad_x, out=grad_x)
             grad_x *= scale
         elif needs[0]:
@@ -135,7 +163,7 @@ def _buffer(a):
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, comm=None):
     """Batch normalization of an N×C or N×C×H×W batch, as PyTorch's ``batch_norm``.
 
     Parameters
@@ -154,6 +182,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         Weight of the new batch statistic in the running average.
     eps : float
         Added to the variance before the square root.
+    comm : communicator, optional
+        From :func:`minicon.distributed.init`: in training, statistics over
+        the batches of all ranks (synchronized BN). None: this batch only.
 
     Returns
     -------
@@ -170,5 +201,5 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     See :class:`BatchNorm` for the formulas and the derivation of the backward.
     """
     options = dict(running_mean=_buffer(running_mean), running_var=_buffer(running_var),
-                   training=bool(training), momentum=momentum, eps=eps)
+                   training=bool(training), momentum=momentum, eps=eps, comm=comm)
     return BatchNorm.apply(x, weight, bias, **options)

@@ -77,9 +77,15 @@ class Method(Module):
     num_views : int
         Augmented views per image a batch carries: 2 (batch
         ``((view1, view2), labels)``) or 1 (batch ``(images, labels)``).
+    comm : communicator or None
+        With P ranks (:func:`minicon.distributed.data_parallel`), each
+        ``training_step`` gets this rank's 1/P of the global batch and
+        gathers what its loss compares across ranks; None: one process.
     """
 
     num_views = 2
+    comm = None  # set by minicon.distributed.data_parallel: gather across ranks in training_step
+    shuffles_bn = False  # True: keeps per-rank batch norm and shuffles across ranks instead of syncing
 
     def training_step(self, batch) -> Tensor:
         """The scalar loss of one batch, with the graph recorded for ``backward()``."""

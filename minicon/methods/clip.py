@@ -6,6 +6,7 @@ import math
 
 from ..autograd import Tensor, no_grad
 from ..backend import host_rng
+from ..distributed import all_gather
 from ..losses import MAX_LOGIT_SCALE, clip_loss, init_logit_scale
 from ..losses.normalize import l2_normalize
 from ..nn import Linear, Module, Parameter, eval_mode
@@ -33,6 +34,10 @@ class CLIP(Method):
     in a batch get captions that differ at most by their template, so the
     loss treats the other as a negative: CLIP's web pairs have the same
     issue, more rarely.
+
+    On P ranks (``comm`` set), each rank embeds its N/P pairs, draws the
+    templates one process would draw for those rows, and gathers both
+    embeddings, so every rank computes the loss over the global N×N logits.
 
     "Zero-shot" here means classifying from text prompts alone, with no
     labelled classifier trained on image features (CLIP §3.1.2); unlike
@@ -118,9 +123,11 @@ class CLIP(Method):
             raise ValueError("CLIP.training_step: batch must be (images, labels) with one view "
                              "per image (CLIP.num_views == 1), got a tuple of views")
         images = as_images(images, "CLIP.training_step")
-        captions = captions_for(labels, self.class_names, host_rng(), self.templates)
-        text = self.encode_text(self.tokenizer.encode(captions))
-        return clip_loss(self.encode_image(images), text, self.logit_scale)
+        ranks, rank = (1, 0) if self.comm is None else (self.comm.size, self.comm.rank)
+        captions = captions_for(labels, self.class_names, host_rng(), self.templates,
+                                batch_slice=(rank * len(labels), ranks * len(labels)))
+        text = all_gather(self.encode_text(self.tokenizer.encode(captions)), self.comm)
+        return clip_loss(all_gather(self.encode_image(images), self.comm), text, self.logit_scale)
 
     def zero_shot_classifier(self, class_names=None, templates=None):
         """One unit vector per class: the normalized mean of its prompts' normalized text embeddings.

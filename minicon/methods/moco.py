@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..autograd import Tensor, no_grad
-from ..backend import host_rng
+from ..backend import array_module, host_rng
 from ..losses import MemoryQueue, info_nce
 from ..nn import Module, convert_split_batchnorm
 from ..ops import concatenate
+from ..distributed import shard
 from .base import Method, two_views
 from .momentum import momentum_copy, momentum_update_
 
@@ -48,6 +49,14 @@ class MoCo(Method):
     networks and unshuffled after, so a key's sub-batch holds other images
     than its query's. ``split_bn=1`` is plain batch norm without shuffling
     (shuffling could not change full-batch statistics).
+
+    On P ranks (``comm`` set by :func:`minicon.distributed.data_parallel`)
+    the shuffle is real: the key batch is gathered, permuted and dealt back
+    across ranks (see :meth:`_keys`); each rank's batch norms stay its own
+    (split into ``split_bn`` sub-batches of its shard); every rank enqueues
+    the keys of the global batch, so the queues stay identical; and each
+    rank's loss is the mean over its own queries (the gradient averaging
+    makes it the global mean).
 
     Parameters
     ----------
@@ -115,18 +124,33 @@ class MoCo(Method):
         self.queue = MemoryQueue(dim=key_dim, size=queue_size)
 
     def _keys(self, images: Tensor) -> Tensor:
-        """``g_k(f_k(images))`` without gradient, batch-shuffled around the key networks when split."""
+        """Keys ``g_k(f_k(x))`` of the GLOBAL batch without gradient, batch-shuffled around the key networks.
+
+        On P ranks the key images of all ranks are gathered, shuffled by one
+        permutation (the same ``host_rng()`` draw on every rank), each rank
+        encodes its 1/P of the shuffled batch with its own batch norm, and the
+        keys are gathered and unshuffled: MoCo's shuffling BN across GPUs.
+        """
         with no_grad():
-            if self.split_bn == 1:
+            comm = self.comm
+            if comm is None and self.split_bn == 1:
                 return self.key_projection_head(self.key_encoder(images))
-            order = host_rng().permutation(images.shape[0])  # host indices: checked and uploaded, no sync
-            keys = self.key_projection_head(self.key_encoder(images[order]))
-            return keys[order.argsort()]
+            xp = array_module(images.data)
+            batch = images.data if comm is None else comm.allgather(images.data)
+            order = host_rng().permutation(batch.shape[0])  # drawn on the host: no wait for the GPU
+            mine = order if comm is None else shard(order, comm.rank, comm.size)
+            keys = self.key_projection_head(self.key_encoder(Tensor(batch[xp.asarray(mine)]))).data
+            keys = keys if comm is None else comm.allgather(keys)
+            return Tensor(keys[xp.asarray(order.argsort())])
 
     def _contrast(self, query_images: Tensor, key_images: Tensor) -> tuple:
+        """The loss of this rank's queries (mean over its N/P) and the keys of the global batch."""
         q = self.projection_head(self.encoder(query_images))
-        k = self._keys(key_images)
-        return info_nce(q, k, self.queue.keys(), self.temperature), k
+        keys = self._keys(key_images)
+        k = keys if self.comm is None else shard(keys, self.comm.rank, self.comm.size)
+        return info_nce(q, k, self.queue.keys(), self.temperature), keys
+
+    shuffles_bn = True
 
     def training_step(self, batch) -> Tensor:
         """InfoNCE of one batch ``((view1, view2), labels)``; updates the key networks and the queue."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Tensor
+from ..distributed import all_gather
 from ..losses import nt_xent
 from ..nn import Module
 from ..ops import concatenate
@@ -26,6 +27,14 @@ class SimCLR(Method):
     GEMMs twice as tall instead of two.
     Encoding the views separately would normalise each view with its own
     statistics, a per-view shift the network can use to tell the views apart.
+
+    On P ranks (``comm`` set by :func:`minicon.distributed.data_parallel`)
+    each rank encodes its N/P pairs with synchronized batch norm and gathers
+    the projections of all ranks, so every rank computes the same loss over
+    the global 2N views (every other image of the GLOBAL batch a negative,
+    SimCLR §2.2). The (2N)² logits are recomputed on each rank: at CIFAR
+    batch sizes that is a small part of the step, and it keeps NT-Xent one
+    fused op.
 
     Parameters
     ----------
@@ -63,7 +72,7 @@ class SimCLR(Method):
         view1, view2 = two_views(batch, "SimCLR.training_step")
         n = view1.shape[0]
         z = self.projection_head(self.encoder(concatenate([view1, view2])))
-        return nt_xent(z[:n], z[n:], self.temperature)
+        return nt_xent(all_gather(z[:n], self.comm), all_gather(z[n:], self.comm), self.temperature)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}"

@@ -34,7 +34,7 @@ CIFAR10_TEMPLATES = (
 )
 
 
-def captions_for(labels, class_names, rng, templates=CIFAR10_TEMPLATES) -> list:
+def captions_for(labels, class_names, rng, templates=CIFAR10_TEMPLATES, batch_slice=None) -> list:
     """One caption per label: a template drawn uniformly at random, filled with the class name.
 
     Parameters
@@ -47,6 +47,11 @@ def captions_for(labels, class_names, rng, templates=CIFAR10_TEMPLATES) -> list:
         Source of the template draws (``minicon.backend.host_rng()`` in training).
     templates : sequence of str
         Each with one ``{}`` for the class name.
+    batch_slice : (int, int), optional
+        ``(start, total)``: the labels are rows ``start …`` of a batch of
+        ``total`` (one rank's shard); templates are drawn for all ``total``
+        rows and these rows' kept, so the captions do not depend on the
+        number of ranks. Default: the labels are the whole batch.
 
     Returns
     -------
@@ -67,7 +72,8 @@ def captions_for(labels, class_names, rng, templates=CIFAR10_TEMPLATES) -> list:
                          f"[{labels.min()}, {labels.max()}]")
     if not templates:
         raise ValueError("captions_for: templates is empty")
-    picks = rng.integers(len(templates), size=labels.shape[0])
+    start, total = (0, labels.shape[0]) if batch_slice is None else batch_slice
+    picks = rng.integers(len(templates), size=total)[start:start + labels.shape[0]]
     return [templates[t].format(class_names[c]) for t, c in zip(picks, labels)]
 
 

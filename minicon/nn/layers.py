@@ -145,6 +145,7 @@ class _BatchNorm(Module):
     """
 
     _input_ndim = 0
+    comm = None  # set by minicon.distributed.sync_batchnorm: statistics over every rank's batch
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True):
@@ -178,7 +179,7 @@ class _BatchNorm(Module):
         elif momentum is None:
             momentum = 0.0  # eval never updates the running statistics
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training, momentum=momentum, eps=self.eps)
+                            self.training, momentum=momentum, eps=self.eps, comm=self.comm)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

@@ -89,6 +89,10 @@ class TrainConfig:
         CIFAR folder (None: ``MINICON_DATA_DIR`` or the cache).
     queue_size, moco_momentum : int, float
         MoCo's queue length K and key-encoder EMA momentum.
+    ranks : int
+        P, the processes of a data-parallel run (``mpirun -n P minicon
+        train --distributed``); each takes batch_size / P images of every
+        batch. 1: one process.
     """
 
     method: str = "simclr"
@@ -112,6 +116,7 @@ class TrainConfig:
     data_dir: str | None = None
     queue_size: int = 4096
     moco_momentum: float = 0.99
+    ranks: int = 1
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`ConfigError` (one line, naming the field) for impossible settings."""
@@ -121,7 +126,7 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        positive = ("epochs", "batch_size", "lr", "knn_train", "knn_test", "queue_size")
+        positive = ("epochs", "batch_size", "lr", "knn_train", "knn_test", "queue_size", "ranks")
         for name in positive:
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -129,6 +134,9 @@ class TrainConfig:
             raise ConfigError(
                 f"batch_size must be at least 2 (a contrastive batch needs pairs), got {self.batch_size}"
             )
+        if self.batch_size % self.ranks:
+            raise ConfigError(f"batch_size {self.batch_size} is not divisible by the {self.ranks} ranks: "
+                              "each rank takes batch_size / ranks images of every batch")
         if self.knn_test < 2:
             raise ConfigError(f"knn_test must be at least 2 (the monitor's diagnostics compare test images "
                               f"with each other), got {self.knn_test}")

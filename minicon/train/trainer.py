@@ -54,6 +54,7 @@ from ..evaluate import (
     positive_negative_similarity,
     uniformity,
 )
+from ..distributed import allreduce_gradients, data_parallel, shard
 from ..methods import build_method
 from ..nn import ConvNet, resnet18
 from ..optim import SGD, LARS, Adam, AdamW, WarmupCosine
@@ -152,6 +153,15 @@ class Trainer:
         CIFAR-10 from ``config.data_dir``.
     progress : bool
         Show a tqdm progress bar.
+    comm : communicator, optional
+        From :func:`minicon.distributed.init`, with ``comm.size ==
+        config.ranks``: data-parallel training. Every rank builds the same
+        model (same seed), takes its 1/P of each batch (the whole batch is
+        augmented on every rank with the batch's own generator, so the views
+        do not depend on P), and averages gradients after ``backward``; only
+        rank 0 writes the run folder (lock, logs, checkpoints) and runs the
+        monitor. Resuming reads ``last.npz`` on every rank, so the folder
+        must be visible to all of them.
 
     Constructing a Trainer calls ``minicon.set_backend(config.backend)``: the
     backend stays switched for the rest of the process (as in a notebook that
@@ -173,35 +183,44 @@ class Trainer:
         logs or checkpoints but no ``config.json``; if ``resume`` is True and
         there is no checkpoint, or the checkpoint does not fit the config; if
         the batch is larger than the training data or the test data has
-        fewer than 2 images for the monitor.
+        fewer than 2 images for the monitor; if ``config.ranks`` is not the
+        number of ranks running (``comm.size``, 1 without ``comm``).
     """
 
     def __init__(self, config: TrainConfig, run_dir, *, resume: bool = False, train_data=None,
-                 test_data=None, progress: bool = True):
+                 test_data=None, progress: bool = True, comm=None):
         config.validate()  # before the method's defaults are looked up by its name
         for key, value in method_defaults(config.method).items():
             if getattr(config, key) is None:
                 setattr(config, key, value)
         self.config = config
         self.run_dir = Path(run_dir)
-        self.progress = progress
+        if (1 if comm is None else comm.size) != config.ranks:
+            raise ConfigError(f"the run is set for {config.ranks} ranks but {1 if comm is None else comm.size} "
+                              f"{'is' if comm is None else 'are'} running")
+        self.comm = comm
+        self.writer = comm is None or comm.rank == 0
+        self.progress = progress and self.writer
         self.saved_step = None
         self._lock = None
         self._shielded = []
         if resume and not self.run_dir.is_dir():  # checked before mkdir: no empty folder for a mistyped --out
             raise ConfigError(f"--resume: {self.run_dir} holds no run to resume")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = lock_run_dir(self.run_dir)
+        if self.writer:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = lock_run_dir(self.run_dir)
         try:
-            remove_orphan_temps(self.run_dir)
-            check_run_dir(self.run_dir, self.config, resume)
+            if self.writer:
+                remove_orphan_temps(self.run_dir)
+                check_run_dir(self.run_dir, self.config, resume)
             self._build(train_data, test_data)
             if resume:
                 self._load(self.run_dir / "last.npz")
-            else:
+            elif self.writer:
                 for name in LOGS:  # of a run replaced before its first checkpoint
                     (self.run_dir / name).unlink(missing_ok=True)
-            save_json(config, self.run_dir / "config.json")  # on resume: where the data lies now
+            if self.writer:
+                save_json(config, self.run_dir / "config.json")  # on resume: where the data lies now
         except BaseException:
             self.close()
             raise
@@ -238,9 +257,9 @@ class Trainer:
         if min(config.knn_test, len(self.test_images)) < 2:
             raise ConfigError(f"the monitor needs at least 2 test images (knn_test = {config.knn_test}, "
                               f"{len(self.test_images)} given)")
-        self.model = build_model(config, list(self.class_names))
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(config, params)
+        self.model = data_parallel(build_model(config, list(self.class_names)), self.comm)
+        self.optimizer_params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(config, self.optimizer_params)
         self.loader = DataLoader(self.train_images, self.train_labels, config.batch_size,
                                  seed=config.seed, transform=train_transform(config))
         self.steps_per_epoch = len(self.loader)
@@ -249,6 +268,15 @@ class Trainer:
         self.schedule = WarmupCosine(self.optimizer, total_steps=total, warmup_steps=warmup)
         self.step = 0
         self.best = -math.inf
+
+    def _mean_over_ranks(self, loss, interrupts: list, agreed: list) -> float:
+        """The mean of the ranks' losses, in one Allreduce that also tells every rank of a Ctrl-C on any."""
+        xp = backend.array_module(loss.data)
+        both = xp.asarray([float(loss.item()), float(bool(interrupts))], dtype=xp.float64)
+        self.comm.allreduce_(both)
+        if both[1] > 0:
+            agreed.append(True)
+        return float(both[0]) / self.comm.size
 
     def state(self) -> dict:
         return {
@@ -277,13 +305,15 @@ class Trainer:
             raise ConfigError(f"{path} does not fit the run that {self.run_dir / 'config.json'} describes "
                               f"(was it edited?): {_clip(str(exc))}") from None
         self.saved_step = self.step
-        truncate_logs(self.run_dir, self.step)
+        if self.writer:
+            truncate_logs(self.run_dir, self.step)
 
     def save(self, name: str = "last.npz") -> Path:
         """Write the state to ``run_dir/name`` atomically; returns the path."""
         path = self.run_dir / name
         with self._shield():  # a second Ctrl-C waits for the write, so saved_step tells the truth
-            save_checkpoint(self.state(), path)
+            if self.writer:
+                save_checkpoint(self.state(), path)
             if name == "last.npz":
                 self.saved_step = self.step
         return path
@@ -351,6 +381,8 @@ class Trainer:
         record = {"epoch": finished, "step": self.step, "loss": float(numpy.mean(losses)),
                   "wall_s": time.perf_counter() - started}
         result = {}
+        if not self.writer:  # rank 0 monitors and logs; the others go on to the next step's collectives
+            return result
         if (cfg.knn_every and finished % cfg.knn_every == 0) or finished == cfg.epochs:
             result = self.monitor()
             record.update(result)
@@ -388,7 +420,7 @@ class Trainer:
         record. The loaded model is the one that ended that epoch, so both can
         be made now.
         """
-        if not self._epoch_end_pending():
+        if not self.writer or not self._epoch_end_pending():
             return {}
         records = read_jsonl(self.run_dir / "epochs.jsonl")
         if records and records[-1]["step"] == self.step:
@@ -428,9 +460,13 @@ class Trainer:
         from tqdm import tqdm
 
         cfg = self.config
-        if self._lock is None:
+        if self._lock is None and self.writer:
             self._lock = lock_run_dir(self.run_dir)
         interrupts = []
+        agreed = []  # on P ranks: a Ctrl-C counts once every rank knows of it, or one would wait alone
+
+        def stopping() -> bool:
+            return bool(interrupts if self.comm is None else agreed)
 
         def on_sigint(signum, frame):
             interrupts.append(True)
@@ -438,12 +474,13 @@ class Trainer:
                 raise KeyboardInterrupt
 
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
-        steps_log = open(self.run_dir / "steps.jsonl", "a")
-        epochs_log = open(self.run_dir / "epochs.jsonl", "a")
+        steps_log = open(self.run_dir / "steps.jsonl" if self.writer else os.devnull, "a")
+        epochs_log = open(self.run_dir / "epochs.jsonl" if self.writer else os.devnull, "a")
 
         def sync_steps():  # every step a checkpoint holds is on disk before the checkpoint
             steps_log.flush()
-            os.fsync(steps_log.fileno())
+            if self.writer:  # the other ranks log to os.devnull, which cannot be fsynced
+                os.fsync(steps_log.fileno())
 
         total_steps = cfg.epochs * self.steps_per_epoch
         started = time.perf_counter()
@@ -452,7 +489,7 @@ class Trainer:
             bar = tqdm(total=total_steps, initial=self.step, disable=not self.progress,
                        unit="step", dynamic_ncols=True)
             result = self._finish_resumed_epoch(epochs_log, started, bar)
-            while self.step < total_steps and not interrupts:
+            while self.step < total_steps and not stopping():
                 epoch, first = divmod(self.step, self.steps_per_epoch)
                 self.loader.set_epoch(epoch, start_batch=first)
                 losses = []
@@ -461,16 +498,21 @@ class Trainer:
                 batches = iter(self.loader)
                 try:
                     for batch in batches:
-                        if interrupts:
+                        if stopping():
                             break
                         lr = self.optimizer.param_groups[0]["lr"]
-                        loss = self.model.training_step(batch)
-                        value = float(loss.item())
+                        if self.comm is None:
+                            loss = self.model.training_step(batch)
+                            value = float(loss.item())
+                        else:
+                            loss = self.model.training_step(shard(batch, self.comm.rank, self.comm.size))
+                            value = self._mean_over_ranks(loss, interrupts, agreed)
                         if not math.isfinite(value):
                             raise TrainingError(f"loss became {value} at step {self.step + 1} (epoch {epoch + 1}); "
                                                 f"stopped. {self.checkpoint_status()}")
                         self.optimizer.zero_grad()
                         loss.backward()
+                        allreduce_gradients(self.optimizer_params, self.comm)
                         self.optimizer.step()
                         self.schedule.step()
                         self.step += 1
@@ -488,12 +530,12 @@ class Trainer:
                         batches.close()
                 with self._shield():
                     sync_steps()
-                if interrupts:
+                if stopping():
                     if self.saved_step != self.step:
                         self.save()
                 else:
                     result = self._end_epoch(losses, epochs_log, started, bar)
-            if interrupts:
+            if stopping():
                 raise KeyboardInterrupt
         finally:
             if bar is not None:
