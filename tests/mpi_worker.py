@@ -81,6 +81,17 @@ def clip_equivalence(comm):
     _compare(comm, make, (images, labels), "clip")
 
 
+def siamese_and_supcon_equivalence(comm, method):
+    rng = numpy.random.default_rng(0)
+    views = tuple(rng.standard_normal((8, 3, 8, 8)) for _ in range(2))
+
+    def make():
+        minicon.manual_seed(0)
+        return build_method(method, ConvNet(widths=(4, 8)), hidden_dim=8, projection_dim=4)
+
+    _compare(comm, make, (views, rng.integers(0, 3, size=8)), method)
+
+
 class _ConstantGather(Function):
     """WRONG: the gathered rows as a constant (``comm.allgather`` on ``.data``): no gradient at all."""
 

@@ -46,10 +46,11 @@ def result_of(*args, **kwargs) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("case", ["simclr_equivalence", "clip_equivalence"])
+@pytest.mark.parametrize("case", ["simclr_equivalence", "clip_equivalence", "simsiam", "byol", "supcon"])
 def test_two_ranks_give_the_loss_and_every_gradient_of_one_process(case):
-    # float64; SimCLR's encoder and head have synchronized BN (11 parameters), CLIP's image encoder too
-    out = result_of(case)
+    # float64; SimCLR's encoder and head have synchronized BN (11 parameters), CLIP's image encoder too;
+    # SimSiam, BYOL and SupCon gather their embeddings (and SupCon its labels) the same way
+    out = result_of(case) if case.endswith("_equivalence") else result_of("siamese_and_supcon_equivalence", case)
     assert abs(out["loss"] - out["reference"]) < 1e-10 * abs(out["reference"])
     assert out["parameters"] >= 11
     assert out["grad_diff"] < 1e-10, f"{out['worst']}: relative gradient error {out['grad_diff']:.2e}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..autograd import Tensor, no_grad
+from ..distributed import all_gather
 from ..losses import cosine_similarity
 from ..nn import Module
 from ..ops import concatenate
@@ -61,7 +62,9 @@ class SimSiam(Method):
         z = self.projection_head(self.encoder(concatenate([view1, view2])))
         p = self.predictor(z)
         target = z.detach() if self.stop_gradient else z
-        return -(cosine_similarity(p[:n], target[n:]).mean() + cosine_similarity(p[n:], target[:n]).mean()) * 0.5
+        # on P ranks, the mean over the global batch (the same loss, and gradient, as one process)
+        p1, p2, t1, t2 = (all_gather(a, self.comm) for a in (p[:n], p[n:], target[:n], target[n:]))
+        return -(cosine_similarity(p1, t2).mean() + cosine_similarity(p2, t1).mean()) * 0.5
 
     def extra_repr(self) -> str:
         return f"stop_gradient={self.stop_gradient}"
@@ -123,8 +126,8 @@ class BYOL(Method):
         self.target_projection_head.train(self.training)
         with no_grad():
             target = self.target_projection_head(self.target_encoder(views))
-        loss = 2 - 2 * cosine_similarity(q[:n], target[n:]).mean()
-        return loss + (2 - 2 * cosine_similarity(q[n:], target[:n]).mean())
+        q1, q2, t1, t2 = (all_gather(a, self.comm) for a in (q[:n], q[n:], target[:n], target[n:]))
+        return (2 - 2 * cosine_similarity(q1, t2).mean()) + (2 - 2 * cosine_similarity(q2, t1).mean())
 
     def extra_repr(self) -> str:
         return f"momentum={self.momentum}"

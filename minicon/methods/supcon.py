@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Tensor
+from ..distributed import all_gather
 from ..losses import supcon
 from ..nn import Module
 from ..ops import concatenate
@@ -53,8 +54,12 @@ class SupConMethod(Method):
         if getattr(labels, "shape", None) != (view1.shape[0],):
             raise ValueError(f"SupCon.training_step: labels must have shape ({view1.shape[0]},), one per "
                              f"image, got {getattr(labels, 'shape', type(labels).__name__)}")
+        n = view1.shape[0]
         labels = backend.asarray(labels)
         z = self.projection_head(self.encoder(concatenate([view1, view2])))
+        if self.comm is not None and self.comm.size > 1:  # the global batch's positives and negatives
+            z = concatenate([all_gather(z[:n], self.comm), all_gather(z[n:], self.comm)])
+            labels = self.comm.allgather(labels)
         return supcon(z, backend.array_module(labels).concatenate([labels, labels]), self.temperature)
 
     def extra_repr(self) -> str:
