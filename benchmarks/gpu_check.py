@@ -37,9 +37,20 @@ from benchmarks.common import print_table  # noqa: E402
 
 
 def run_lesson(path: str) -> None:
-    """Every code cell of ``path``, in order, in one namespace; the failing cell is named."""
+    """Every code cell of ``path`` with its exercises solved, in order, in one namespace.
+
+    The stored lessons hold exercise stubs; ``lessons/solutions/fill.py`` fills
+    them, as CI does. The failing cell is named.
+    """
+    import importlib.util
+
     os.environ.setdefault("MPLBACKEND", "Agg")
-    cells = [c for c in json.loads(Path(path).read_text())["cells"] if c["cell_type"] == "code"]
+    fill_py = Path(__file__).resolve().parent.parent / "lessons" / "solutions" / "fill.py"
+    spec = importlib.util.spec_from_file_location("lesson_fill", fill_py)
+    fill = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fill)
+    path = str(Path(path).resolve())
+    cells = [c for c in fill.filled(Path(path))["cells"] if c["cell_type"] == "code"]
     namespace = {"__name__": "__main__"}
     os.chdir(Path(path).parent)
     start = time.perf_counter()
@@ -54,22 +65,37 @@ def run_lesson(path: str) -> None:
 
 
 def _torch_models():
+    """The same two encoders in plain PyTorch (no torchvision), NCHW float32."""
     import torch
-    import torchvision
+
+    tnn = torch.nn
 
     def convnet(widths=(32, 64, 128, 1024)):
-        tnn, layers, c = torch.nn, [], 3
+        layers, c = [], 3
         for i, w in enumerate(widths):
             layers += [tnn.Conv2d(c, w, 3, padding=1, bias=False), tnn.BatchNorm2d(w)]
             layers += [tnn.MaxPool2d(2), tnn.ReLU()] if i < len(widths) - 1 else [tnn.ReLU()]
             c = w
         return tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
 
+    class Block(tnn.Module):  # He et al. 2016's BasicBlock, as minicon.nn.BasicBlock
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.body = tnn.Sequential(tnn.Conv2d(cin, cout, 3, stride, 1, bias=False), tnn.BatchNorm2d(cout),
+                                       tnn.ReLU(), tnn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                       tnn.BatchNorm2d(cout))
+            self.down = (tnn.Sequential(tnn.Conv2d(cin, cout, 1, stride, bias=False), tnn.BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else tnn.Identity())
+
+        def forward(self, x):
+            return torch.relu(self.body(x) + self.down(x))
+
     def resnet18():
-        model = torchvision.models.resnet18()
-        model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)  # CIFAR stem, as minicon's
-        model.maxpool, model.fc = torch.nn.Identity(), torch.nn.Identity()
-        return model
+        layers, c = [tnn.Conv2d(3, 64, 3, 1, 1, bias=False), tnn.BatchNorm2d(64), tnn.ReLU()], 64
+        for stage, width in enumerate((64, 128, 256, 512)):
+            layers += [Block(c, width, 1 if stage == 0 else 2), Block(width, width, 1)]
+            c = width
+        return tnn.Sequential(*layers, tnn.AdaptiveAvgPool2d(1), tnn.Flatten())
 
     return {"ConvNet 32-64-128-1024": convnet, "ResNet-18": resnet18}
 
@@ -79,6 +105,9 @@ def bench(batch: int, repeats: int) -> None:
     import cupy
     import torch
 
+    # strict float32 on both sides: cuDNN and cuBLAS would otherwise use TF32 for PyTorch only
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     minicon.set_backend("cupy")
     x_host = np.random.default_rng(0).standard_normal((batch, 3, 32, 32)).astype(np.float32)
     builders = {"ConvNet 32-64-128-1024": lambda: minicon.nn.ConvNet((32, 64, 128, 1024)),
@@ -108,7 +137,7 @@ def bench(batch: int, repeats: int) -> None:
         times = {}
         for label, step, sync in (("minicon", minicon_step, cupy.cuda.Device().synchronize),
                                   ("torch", torch_step, torch.cuda.synchronize)):
-            step(), step(), sync()  # warm-up: kernel compilation, memory pools, cuDNN autotune
+            step(), step(), sync()  # warm-up: kernel compilation, memory pools
             samples = []
             for _ in range(repeats):
                 start = time.perf_counter()
@@ -119,7 +148,8 @@ def bench(batch: int, repeats: int) -> None:
         rows.append([name, batch, f"{times['minicon'] * 1e3:.1f}", f"{times['torch'] * 1e3:.1f}",
                      f"{times['minicon'] / times['torch']:.2f}×", f"{batch / times['minicon']:.0f}"])
     print(f"GPU: {cupy.cuda.runtime.getDeviceProperties(0)['name'].decode()}, CuPy {cupy.__version__}, "
-          f"PyTorch {torch.__version__}; median of {repeats} steps (forward, backward, Adam)\n")
+          f"PyTorch {torch.__version__} (TF32 off, cudnn.benchmark off); median of {repeats} steps "
+          f"(forward, backward, Adam), float32\n")
     print_table(["encoder", "batch", "minicon/CuPy ms", "PyTorch CUDA ms", "ratio", "minicon images/s"], rows)
 
 

@@ -133,7 +133,7 @@ def archive_of(folder_root, layout) -> bytes:
 
 
 def real_cifar10_dir():
-    """The folder holding the real CIFAR-10 binary files, or None.
+    """The folder holding all the real CIFAR-10 binary files, or None.
 
     Looks in ``$MINICON_DATA_DIR``, then ``shared/data`` beside the repository
     (or beside an ancestor of it), then minicon's download cache.
@@ -146,7 +146,8 @@ def real_cifar10_dir():
     candidates = [Path(os.environ["MINICON_DATA_DIR"])] if os.environ.get("MINICON_DATA_DIR") else []
     candidates += [parent / "shared" / "data" for parent in Path(__file__).resolve().parents[1].parents]
     candidates.append(data_dir())
-    for candidate in candidates:
-        if (candidate / "cifar-10-batches-bin" / "test_batch.bin").is_file():
+    needed = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin", "batches.meta.txt"]
+    for candidate in candidates:  # all of it: a partial copy (as a GPU machine may carry) is not "here"
+        if all((candidate / "cifar-10-batches-bin" / name).is_file() for name in needed):
             return candidate
     return None
