@@ -173,7 +173,7 @@ def _read(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("method", ["simclr", "moco", "clip"])
+@pytest.mark.parametrize("method", ["simclr", "moco", "clip", "simsiam", "byol", "supcon"])
 def test_trainer_on_cupy_matches_numpy_at_the_first_step_and_resumes_exactly(tmp_path, method):
     from minicon.train import Trainer
 

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import math
 
-import numpy
-
 from .. import backend
 from ..backend import array_module
 from . import functional as F
@@ -244,15 +242,18 @@ class ColorJitter(Transform):
                                         (F.adjust_hue, self.hue)) if r is not None]
         if not adjust:
             return x
-        factors = numpy.stack([rng.uniform(lo, hi, size=n) for _, (lo, hi) in adjust])
+        # one factor per image and adjustment (the same draws as one rng.uniform per adjustment)
+        factors = rng.uniform([[lo] for _, (lo, _) in adjust], [[hi] for _, (_, hi) in adjust],
+                              size=(len(adjust), n))
         order = rng.random((n, len(adjust))).argsort(axis=1)  # a random permutation per image
         # per step, the images sorted by the adjustment they get there, and their factors: all
         # the step's gathers become slices of one permuted batch, and everything drawn crosses
         # to the device in two uploads instead of two per (step, adjustment)
         groups = order.T.argsort(axis=1, kind="stable")  # (steps, n)
-        step_factors = factors[numpy.take_along_axis(order.T, groups, axis=1), groups]
-        bounds = numpy.stack([numpy.searchsorted(numpy.sort(o), numpy.arange(len(adjust) + 1))
-                              for o in order.T]).tolist()
+        kinds = order.T.copy()
+        kinds.sort(axis=1)  # the adjustment of each sorted slot
+        step_factors = factors[kinds, groups]
+        bounds = [row.searchsorted(list(range(len(adjust) + 1))).tolist() for row in kinds]
         xp = array_module(x)
         groups, step_factors = xp.asarray(groups), xp.asarray(step_factors)
         out = x.copy()

@@ -78,7 +78,8 @@ class BYOL(Method):
     view; the target network (``f'``, ``g'``) is an exponential moving
     average of the online one, ``θ' ← m·θ' + (1 - m)·θ`` (eq. 1), and gets no
     gradient. With unit vectors ``‖q̂ - ẑ'‖² = 2 - 2·cos(q, z')`` (eq. 2); the
-    loss sums both directions (eq. 3, ``L + L̃``), so it lies in [0, 8].
+    loss sums both directions (``L^BYOL = L + L̃``, §3.1, just before eq. 3,
+    the update), so it lies in [0, 8].
 
     Each step, as :class:`MoCo` orders it: the momentum update first (from the
     online weights left by the previous optimizer step), then both views
@@ -100,7 +101,8 @@ class BYOL(Method):
     References
     ----------
     Grill et al., "Bootstrap Your Own Latent: A New Approach to
-    Self-Supervised Learning", NeurIPS 2020, §3.1, eq. (1)-(3).
+    Self-Supervised Learning", NeurIPS 2020, §3.1, eq. (1)-(2) and the
+    symmetrized loss before eq. (3).
     """
 
     def __init__(self, encoder: Module, projection_head: Module, predictor: Module,

@@ -19,7 +19,7 @@ class SupConMethod(Method):
     view of the SAME CLASS is a positive (its own other view included), every
     view of another class a negative. With one image per class in the batch
     it is NT-Xent. It is the bridge from contrastive learning to metric
-    learning: a triplet loss (Schroff et al. 2015) pulls one positive closer
+    learning: a triplet loss (Schroff et al. 2015, eq. 2) pulls one positive closer
     than one negative by a margin; SupCon weighs all positives and all
     negatives of the batch at once through a softmax.
 
