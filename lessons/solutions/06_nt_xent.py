@@ -18,3 +18,6 @@ def one_way_grad(z1, z2, tau):
     gU = np.zeros_like(U); gU[:n] += G @ U; gU += G.T @ U[:n]
     gZ = (gU - (gU * U).sum(axis=1, keepdims=True) * U) / norms
     return gZ[:n], gZ[n:]
+### NEXT SOLUTION
+def largest_tau(n, target):
+    return 1 / np.log((2 * n - 2) / np.expm1(target))

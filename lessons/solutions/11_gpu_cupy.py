@@ -7,3 +7,7 @@ def uniformity(z, t=2.0):
     v = -t * sq
     m = v.max()
     return float(m + xp.log(xp.exp(v - m).mean()))
+### NEXT SOLUTION
+def conv_intensity(m, c, f):
+    k = 9 * c
+    return 2 * m * k * f / (4 * (m * k + k * f + m * f))
