@@ -263,7 +263,9 @@ def test_moco_rejects_bad_arguments():
 
 
 def test_build_method_gives_each_method_its_reference_heads_and_defaults():
-    assert METHODS == ("simclr", "moco", "clip", "simsiam", "byol", "supcon")
+    from minicon.train.config import METHODS as CONFIG_METHODS
+
+    assert METHODS == CONFIG_METHODS == ("simclr", "moco", "clip", "simsiam", "byol", "supcon")
     simclr = build_method("SimCLR", nn.ConvNet(widths=(4, 8)))
     assert isinstance(simclr, SimCLR) and simclr.temperature == 0.5 and simclr.num_views == 2
     assert [type(m).__name__ for m in simclr.projection_head.layers] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
