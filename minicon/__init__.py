@@ -62,7 +62,7 @@ __all__ = [
 
 # imported on first attribute access; "plots" and "cli" pull in matplotlib and argparse only then
 SUBMODULES = ("augment", "data", "evaluate", "functional", "losses", "methods", "nn", "optim", "train",
-              "plots", "cli")
+              "retrieval", "plots", "cli")
 
 
 def __getattr__(name: str):
