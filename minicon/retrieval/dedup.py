@@ -88,7 +88,7 @@ def group_pairs(n: int, pairs) -> list:
     order = numpy.argsort(roots, kind="stable")  # members stay increasing inside each root's run
     roots, members = roots[order], members[order]
     groups = numpy.split(members, numpy.nonzero(numpy.diff(roots))[0] + 1)
-    return sorted(groups, key=lambda g: (-len(g), int(g[0])))
+    return sorted((g for g in groups if len(g) > 1), key=lambda g: (-len(g), int(g[0])))  # a self-pair is no group
 
 
 def nearest_neighbour_similarity(features, block_size: int = BLOCK_SIZE):

@@ -90,7 +90,6 @@ def faiss_top_k(queries, corpus, k: int, kind: str = "flat", nlist: int | None =
         index.cp.seed = seed
         index.train(corpus)
         index.nprobe = min(nprobe, nlist)
-        index._minicon_quantizer = quantizer  # keep it alive as long as the index (SWIG does not)
     else:
         raise ValueError(f"faiss_top_k: kind must be 'flat' or 'ivf', got {kind!r}")
     index.add(corpus)
