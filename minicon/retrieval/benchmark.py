@@ -208,8 +208,11 @@ def pair_average_precision(features, true_pairs, block_size: int = BLOCK_SIZE) -
     Returns
     -------
     dict
-        ``{"average_precision": float, "positive_scores": numpy.ndarray (P,)}``
-        (scores in the order of ``true_pairs``).
+        ``average_precision`` (float); ``positive_scores`` (numpy.ndarray (P,),
+        in the order of ``true_pairs``); ``best_f1`` and ``best_f1_threshold``
+        (the threshold an oracle who knows the truth would pick, for context);
+        ``curve``: ``threshold``, ``precision``, ``recall`` arrays, highest
+        threshold first.
     """
     xp = array_module(features)
     pairs = numpy.sort(numpy.asarray(true_pairs, dtype=numpy.int64).reshape(-1, 2), axis=1)
@@ -231,5 +234,11 @@ def pair_average_precision(features, true_pairs, block_size: int = BLOCK_SIZE) -
         at_least = counts[::-1].cumsum()[::-1]  # pairs whose position is > p, for threshold p
         return at_least[1:]
 
-    ap = average_precision_from_counts(positive.astype(features.dtype), count_at_least)
-    return {"average_precision": ap, "positive_scores": positive}
+    ap, thresholds, precision, recall = average_precision_from_counts(positive.astype(features.dtype),
+                                                                      count_at_least, curve=True)
+    f1 = 2 * precision * recall / numpy.maximum(precision + recall, 1e-300)
+    best = int(numpy.argmax(f1)) if len(f1) else 0
+    return {"average_precision": ap, "positive_scores": positive,
+            "best_f1": float(f1[best]) if len(f1) else 0.0,
+            "best_f1_threshold": float(thresholds[best]) if len(f1) else float("nan"),
+            "curve": {"threshold": thresholds, "precision": precision, "recall": recall}}

@@ -134,7 +134,7 @@ def pair_detection(predicted_pairs, true_pairs, n: int) -> dict:
             "true": int(len(true)), "correct": correct}
 
 
-def average_precision_from_counts(positive_scores, count_at_least) -> float:
+def average_precision_from_counts(positive_scores, count_at_least, curve: bool = False):
     r"""Area under the precision–recall curve of a ranking of all pairs, by its step-wise sum.
 
     .. math:: \mathrm{AP} = \sum_{t} \big(R(t) - R(t^{+})\big)\, P(t)
@@ -154,13 +154,18 @@ def average_precision_from_counts(positive_scores, count_at_least) -> float:
         increasing float64 array) the number of *all* pairs, positive or
         not, scoring at least it.
 
+    curve : bool
+        Also return the curve.
+
     Returns
     -------
     float in [0, 1]
+        The average precision; with ``curve``, ``(ap, thresholds, precision,
+        recall)``, the last three numpy arrays from the highest threshold down.
     """
     scores = numpy.sort(numpy.asarray(positive_scores, dtype=numpy.float64))[::-1]
     if scores.size == 0:
-        return 0.0
+        return (0.0, numpy.zeros(0), numpy.zeros(0), numpy.zeros(0)) if curve else 0.0
     thresholds = numpy.unique(scores)  # increasing
     retrieved = numpy.asarray(count_at_least(thresholds), dtype=numpy.float64)
     # positives at least t: from the sorted positive scores themselves
@@ -170,4 +175,5 @@ def average_precision_from_counts(positive_scores, count_at_least) -> float:
     # walk thresholds from high to low: recall grows by the positives each one adds
     recall, precision = recall[::-1], precision[::-1]
     gained = numpy.diff(numpy.concatenate([[0.0], recall]))
-    return float((gained * precision).sum())
+    ap = float((gained * precision).sum())
+    return (ap, thresholds[::-1], precision, recall) if curve else ap
