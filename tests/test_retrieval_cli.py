@@ -277,3 +277,13 @@ def test_dedup_needs_a_threshold_or_auto(run, tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["dedup", str(tmp_path / "i.npz")])
     assert stop.value.code == 2 and "one of the arguments --threshold --auto is required" in capsys.readouterr().err
+
+
+def test_a_folder_index_of_a_clip_run_answers_text(clip_run, tmp_path, capsys):
+    write_pngs(tmp_path / "pics", np.random.default_rng(3).integers(0, 256, (5, 3, 32, 32), dtype=np.uint8))
+    index = embed(clip_run, tmp_path / "pics", tmp_path / "f.npz")
+    assert index.meta["class_names"] == [] and "airplane" in index.meta["run_class_names"]
+    capsys.readouterr()
+    report = search(capsys, tmp_path / "f.npz", "--text", "a photo of a cat", "--k", "5")
+    assert sorted(r["source"] for r in report["results"]) == [f"img{i:02d}.png" for i in range(5)]
+    assert report["results"][0]["class"] is None and report["query"]["unknown_words"] == []

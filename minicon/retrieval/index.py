@@ -54,12 +54,13 @@ def _normalized(features):
     return features / xp.maximum(norm, 1e-12)  # as F.normalize: a zero row stays 0, never NaN
 
 
-def load_run(run_dir, checkpoint: str = "last", class_names=None):
+def load_run(run_dir, checkpoint: str = "last", class_names=None, data_dir=None):
     """A run's config and its model with ``checkpoint`` loaded, on the run's backend.
 
     ``class_names`` (CLIP's vocabulary is built from them) default to
-    CIFAR-10's, read from the data folder. Raises ValueError naming the
-    folder or file for anything missing or corrupt.
+    CIFAR-10's, read from ``data_dir`` (else ``MINICON_DATA_DIR``, else the
+    run's data folder). Raises ValueError naming the folder or file for
+    anything missing or corrupt.
     """
     from ..train.checkpoint import load_checkpoint
     from ..train.config import TrainConfig
@@ -76,7 +77,8 @@ def load_run(run_dir, checkpoint: str = "last", class_names=None):
     if class_names is None:
         from ..data import load_cifar10
 
-        class_names = load_cifar10(config.data_dir, "test", download=False)[2]
+        folder = data_dir or os.environ.get("MINICON_DATA_DIR") or config.data_dir
+        class_names = load_cifar10(folder, "test", download=False)[2]
     model = build_model(config, list(class_names))
     model.load_state_dict(load_checkpoint(path)["model"])
     return config, model
@@ -189,9 +191,11 @@ class Index:
         saved = TrainConfig.from_run(run_dir / "config.json")
         data_dir = data_dir or os.environ.get("MINICON_DATA_DIR") or saved.data_dir
         pictures, labels, class_names, rows = load_source(images, data_dir)
-        run_class_names = class_names if images.startswith("cifar10:") else None
-        config, model = load_run(run_dir, checkpoint, run_class_names if saved.method == "clip" else
-                                 (run_class_names or []))
+        if saved.method != "clip":
+            model_names = []  # only CLIP builds anything (its vocabulary) from the class names
+        else:
+            model_names = class_names if images.startswith("cifar10:") else None  # None: CIFAR-10's, read
+        config, model = load_run(run_dir, checkpoint, model_names, data_dir)
         features = extract_features(model, pictures, batch_size=batch_size, transform=ToFloat(),
                                     projected=projected)
         meta = {"format": FORMAT, "version": VERSION, "run": str(run_dir.resolve()),
