@@ -223,7 +223,7 @@ def add_parsers(sub, positive_int, with_backend) -> None:
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--threshold", type=float, metavar="S", help="cosine similarity in [-1, 1]: pairs at least S")
     how.add_argument("--auto", action="store_true",
-                     help="pick S from the index: median + 6 robust std of nearest-neighbour similarities")
+                     help="pick S from the index: nearest-neighbour distances 3 robust std below their median (log scale)")
     p.add_argument("--grid", metavar="PNG", help=f"also draw the {GRID_TOP} largest groups")
     p.add_argument("--max-pairs", type=positive_int, default=5_000_000,
                    help="refuse a threshold that finds more pairs than this (default 5,000,000)")
