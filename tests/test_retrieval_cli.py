@@ -259,7 +259,7 @@ def test_dedup_groups_planted_copies_and_draws_them(run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["dedup", str(tmp_path / "f.npz"), "--threshold", "0.9999", "--grid", str(tmp_path / "d.png")]) == 0
     report = json.loads(capsys.readouterr().out)
-    groups = [[m["row"] for m in g["members"]] for g in report["top_groups"]]
+    groups = [[m["row"] for m in g["members"]] for g in report["largest_first"]]
     assert groups[:2] == [[1, 6, 7], [4, 8]] and report["threshold"] == 0.9999
     assert (tmp_path / "d.png").stat().st_size > 0
     assert main(["dedup", str(tmp_path / "f.npz"), "--auto"]) == 0

@@ -165,7 +165,7 @@ def run_dedup(args) -> int:
     report = {"index": str(args.index), "threshold": threshold, "how": how or f"--threshold {threshold}",
               "rows": len(index), "pairs": int(len(pairs)), "groups": len(groups),
               "rows_in_groups": int(sum(len(g) for g in groups)),
-              "top_groups": [{"size": len(g), "members": [_row(index, int(r)) for r in g]} for g in groups]}
+              "largest_first": [{"size": len(g), "members": [_row(index, int(r)) for r in g]} for g in groups]}
     if args.grid:
         if not groups:
             print(f"no group at threshold {threshold:.4f}: no grid written", file=sys.stderr)
