@@ -105,7 +105,7 @@ def test_an_image_that_cannot_be_decoded_is_named_and_nothing_is_written(run, tm
 
 @pytest.mark.parametrize("argv, message", [
     (["--images", "cifar11:test"], "neither a folder nor one of cifar10:train"),
-    (["--out", "nowhere/i.npz"], "does not exist; nothing was written"),
+    (["--out", "nowhere/i.npz"], "cannot be written (its folder nowhere does not exist); nothing was written"),
 ])
 def test_embed_refuses_bad_sources_and_outputs(run, tmp_path, capsys, argv, message, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy
 
-from ..files import TEMP_PREFIX, write_atomic
+from ..files import check_writable, write_atomic
 from .index import Index
 
 GRID_TOP = 8  # groups (dedup) drawn in the grid, and members per group
@@ -25,16 +24,9 @@ GRID_TOP = 8  # groups (dedup) drawn in the grid, and members per group
 
 def _check_writable(path, flag: str) -> None:
     """Fail before minutes of work, not after, when ``path`` cannot be written."""
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        raise ValueError(f"{flag} {path}: not a file; nothing was written")
-    if not path.parent.is_dir():
-        raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist; nothing was written")
-    try:
-        with tempfile.TemporaryFile(dir=path.parent, prefix=TEMP_PREFIX):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{flag} {path}: cannot be written ({exc.strerror or exc}); nothing was written") from None
+    why = check_writable(path)
+    if why:
+        raise ValueError(f"{flag} {path}: cannot be written ({why}); nothing was written")
 
 
 def _save_figure(fig, path) -> None:

@@ -7,7 +7,6 @@ they work on any run folder, including one copied from another machine.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from .. import backend
 from ..augment import ToFloat, TwoViews, simclr_cifar
 from ..data import load_cifar10
 from ..evaluate import extract_features, knn_accuracy, linear_probe, raw_pixels, zero_shot_accuracy
-from ..files import TEMP_PREFIX, write_atomic
+from ..files import check_writable, write_atomic
 from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .trainer import build_model, view_transform
@@ -48,13 +47,9 @@ def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
 
 def _check_writable(path: Path) -> None:
     """Fail before minutes of evaluation, not after, when ``path`` cannot be written."""
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{path} cannot be written (it is not a file); nothing was evaluated")
-    try:
-        with tempfile.TemporaryFile(dir=path.parent, prefix=TEMP_PREFIX):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be written ({exc.strerror or exc}); nothing was evaluated") from None
+    why = check_writable(path)
+    if why:
+        raise ConfigError(f"{path} cannot be written ({why}); nothing was evaluated")
 
 
 def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=None,
