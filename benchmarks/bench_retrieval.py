@@ -14,8 +14,10 @@ Four tables, each printed as Markdown (``--part`` picks them):
   threshold (its z = 3 was chosen with ``--part auto-sweep --bench-seed 1``,
   a benchmark of other originals and alterations), the best F1 any threshold gives (an oracle, for context), and
   the area under the precision–recall curve over all 60.5 M pairs, for each
-  run, the random encoder, raw pixels and pHash (``imagehash.phash``,
-  64 bits, Hamming distance; its row also at the usual rule "≤ 10 bits").
+  run, the random encoder, raw pixels and pHash (the DCT perceptual hash:
+  Zauner 2010, "Implementation and benchmarking of perceptual image hash
+  functions"; ``imagehash.phash``, 64 bits, Hamming distance; its row also at
+  the usual rule "≤ 10 bits").
 * ``speed``: top-10 search of 10,000 queries in 50,000 rows at D = 1024
   (the first run's features of the test and train images: the preset's h
   is 1024 wide; random unit vectors without ``--run``): minicon's blocked search, a plain NumPy brute force
