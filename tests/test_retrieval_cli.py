@@ -116,7 +116,7 @@ def test_embed_refuses_bad_sources_and_outputs(run, tmp_path, capsys, argv, mess
 
 def test_embed_of_a_folder_that_is_not_a_run(tmp_path, data, capsys):
     err = one_line_error(capsys, ["embed", tmp_path, "--images", "cifar10:test", "--out", tmp_path / "i.npz"])
-    assert f"{tmp_path} is not a run folder (no config.json)" in err
+    assert err == f"minicon: error: {tmp_path} is not a run folder (no config.json)"
 
 
 # --- search ---------------------------------------------------------------------------------

@@ -15,10 +15,11 @@
   :mod:`minicon.retrieval.faiss_search`.
 """
 
+from ..train.evaluation import load_run
 from .benchmark import ALTERATIONS, NearDuplicateBenchmark, near_duplicate_benchmark, pair_average_precision
 from .dedup import UnionFind, auto_threshold, group_pairs, near_duplicates, nearest_neighbour_similarity
 from .exact import brute_force_top_k, similar_pairs, top_k_inner_product
-from .index import ENGINES, Index, load_run
+from .index import ENGINES, Index
 from .metrics import mean_average_precision_at_k, pair_detection, precision_at_k
 from .sources import CIFAR_SOURCES, load_source, read_image
 

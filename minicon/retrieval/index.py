@@ -24,6 +24,7 @@ from .. import backend
 from ..autograd import Tensor, no_grad
 from ..files import write_atomic
 from ..nn import eval_mode
+from ..train.evaluation import load_run
 from .exact import BLOCK_SIZE, top_k_inner_product
 from .sources import CIFAR_SOURCES, images_of_rows, load_source
 
@@ -52,36 +53,6 @@ def _normalized(features):
     features = features.astype(xp.float32, copy=False)
     norm = xp.linalg.norm(features, axis=1, keepdims=True)
     return features / xp.maximum(norm, 1e-12)  # as F.normalize: a zero row stays 0, never NaN
-
-
-def load_run(run_dir, checkpoint: str = "last", class_names=None, data_dir=None):
-    """A run's config and its model with ``checkpoint`` loaded, on the run's backend.
-
-    ``class_names`` (CLIP's vocabulary is built from them) default to
-    CIFAR-10's, read from ``data_dir`` (else ``MINICON_DATA_DIR``, else the
-    run's data folder). Raises ValueError naming the folder or file for
-    anything missing or corrupt.
-    """
-    from ..train.checkpoint import load_checkpoint
-    from ..train.config import TrainConfig
-    from ..train.trainer import build_model
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise ValueError(f"{run_dir} is not a run folder (no config.json): expected a folder made by minicon train")
-    config = TrainConfig.from_run(run_dir / "config.json")
-    path = run_dir / f"{checkpoint}.npz"
-    if not path.is_file():
-        raise ValueError(f"{run_dir} has no {checkpoint}.npz checkpoint yet")
-    backend.set_backend(config.backend)
-    if class_names is None:
-        from ..data import load_cifar10
-
-        folder = data_dir or os.environ.get("MINICON_DATA_DIR") or config.data_dir
-        class_names = load_cifar10(folder, "test", download=False)[2]
-    model = build_model(config, list(class_names))
-    model.load_state_dict(load_checkpoint(path)["model"])
-    return config, model
 
 
 class Index:
@@ -187,7 +158,7 @@ class Index:
 
         run_dir = Path(run_dir)
         if not (run_dir / "config.json").is_file():
-            raise ValueError(f"{run_dir} is not a run folder (no config.json): expected a folder made by minicon train")
+            load_run(run_dir)  # raises the one-line error that names what is missing
         saved = TrainConfig.from_run(run_dir / "config.json")
         data_dir = data_dir or os.environ.get("MINICON_DATA_DIR") or saved.data_dir
         pictures, labels, class_names, rows = load_source(images, data_dir)
