@@ -207,6 +207,8 @@ def test_an_index_from_another_run_or_a_changed_checkpoint_is_refused(run, tmp_p
     write_pngs(tmp_path / "pics", np.zeros((1, 3, 32, 32), np.uint8))
     query = ["search", tmp_path / "i.npz", "--query", tmp_path / "pics" / "img00.png"]
     assert "is another run than the index's (config hash" in one_line_error(capsys, query + ["--run", other])
+    by_row = ["search", tmp_path / "i.npz", "--query", "0", "--run", other]  # needs no model, still checked
+    assert "is another run than the index's (config hash" in one_line_error(capsys, by_row)
     assert "pass --run with its new location" in one_line_error(capsys, query + ["--run", tmp_path / "gone"])
     (run / "last.npz").write_bytes((other / "last.npz").read_bytes())
     assert "last.npz has changed since the index was built" in one_line_error(capsys, query)

@@ -94,6 +94,8 @@ def run_search(args) -> int:
         query = {"text": args.text, "unknown_words": unknown[0]}
         leave_out = None
     else:
+        if args.run:  # a row or a vector needs no model, but a --run given must still be the index's
+            index.check_run(args.run)
         vector, query, leave_out = _parse_query(index, args.query, args.run)
         limit = len(index) - (leave_out is not None)
         if k > limit:

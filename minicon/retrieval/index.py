@@ -233,8 +233,8 @@ class Index:
 
     # --- the run behind it ------------------------------------------------------------------
 
-    def load_model(self, run_dir=None):
-        """The model of the run this index was built from, checked to be that very run.
+    def check_run(self, run_dir=None) -> Path:
+        """The folder of the run this index was built from, checked to be that very run.
 
         Parameters
         ----------
@@ -243,7 +243,7 @@ class Index:
 
         Returns
         -------
-        Method
+        Path
 
         Raises
         ------
@@ -268,6 +268,11 @@ class Index:
         if checkpoint.is_file() and file_hash(checkpoint) != self.meta.get("checkpoint_hash"):
             raise ValueError(f"{checkpoint} has changed since the index was built (the run trained on?); "
                              "rebuild the index with minicon embed")
+        return run_dir
+
+    def load_model(self, run_dir=None):
+        """The model of the run this index was built from, after :meth:`check_run` (same errors)."""
+        run_dir = self.check_run(run_dir)
         return load_run(run_dir, self.meta["checkpoint"], self.meta.get("run_class_names") or [])[1]
 
     def embed_images(self, images, run_dir=None):
