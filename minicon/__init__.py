@@ -62,7 +62,7 @@ __all__ = [
 
 # imported on first attribute access; "plots" and "cli" pull in matplotlib and argparse only then
 SUBMODULES = ("augment", "data", "distributed", "evaluate", "functional", "losses", "methods", "nn", "optim",
-              "train", "plots", "cli")
+              "train", "retrieval", "plots", "cli")
 
 
 def __getattr__(name: str):

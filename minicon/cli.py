@@ -297,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.set_defaults(func=_cmd_plot)
 
+    from .retrieval.commands import add_parsers as add_retrieval_parsers
+
+    add_retrieval_parsers(sub, _positive_int, with_backend)  # embed, search, dedup
+
     p = sub.add_parser("download", help="download and verify a CIFAR dataset")
     p.add_argument("dataset", choices=("cifar10", "cifar100"))
     p.add_argument("--root", help="target folder (default: MINICON_DATA_DIR or the cache)")

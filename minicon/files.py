@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"  # of write_atomic's temporary files, which a run folder deletes when next opened
 
@@ -43,3 +44,23 @@ def write_atomic(path, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def check_writable(path):
+    """Why ``write_atomic(path, ...)`` would fail, or None: ask before minutes of work, not after.
+
+    Returns a short reason ("it is not a file", "its folder ... does not
+    exist", the OS's message) for a path that is a folder, lies in a missing
+    folder, or whose folder refuses a temporary file.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        return "it is not a file"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist"
+    try:
+        with tempfile.TemporaryFile(dir=path.parent, prefix=TEMP_PREFIX):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -181,3 +181,56 @@ def similarity_heatmap(z1, z2) -> Figure:
            xlabel="view", ylabel="view")
     fig.colorbar(image, ax=ax, shrink=0.8)
     return fig
+
+
+def image_rows(rows, row_titles=None, captions=None, query_column: bool = False) -> Figure:
+    """Rows of small images with a caption under each: search results, near-duplicate groups.
+
+    Parameters
+    ----------
+    rows : list of arrays, each shape (n_r, 3, H, W)
+        uint8 (0-255) or floats in [0, 1], host or device; rows may differ
+        in length (a row of 0 images is drawn empty, e.g. for a text query).
+    row_titles : list of str, optional
+        Written left of each row (a text query, a group's size).
+    captions : list of list of str, optional
+        ``captions[r][i]`` under image i of row r (a label, a similarity).
+    query_column : bool
+        The first image of each row is the query: a gap separates it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(rows)`` rows, as many columns as the longest row.
+
+    Raises
+    ------
+    ValueError
+        For no rows, or images that are not (n, 3, H, W) in [0, 1] / uint8.
+    """
+    if not rows:
+        raise ValueError("image_rows: no rows to draw")
+    cols = max(1, max(len(r) for r in rows))
+    fig = Figure(figsize=(1.1 * cols + 1.6, 1.35 * len(rows) + 0.3), layout="constrained")
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for r, images in enumerate(rows):
+        pictures = _as_unit_floats(images, f"row {r}") if len(images) else []
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(pictures):
+                ax.axis("off")
+                continue
+            ax.imshow(pictures[c].transpose(1, 2, 0), interpolation="nearest", vmin=0.0, vmax=1.0)
+            if query_column and c == 0:
+                for spine in ax.spines.values():
+                    spine.set(edgecolor="tab:blue", linewidth=2.5)
+            if captions is not None and c < len(captions[r]):
+                ax.set_xlabel(captions[r][c], fontsize=7)
+        if row_titles is not None:
+            axes[r, 0].set_ylabel(row_titles[r], fontsize=8, rotation=0, ha="right", va="center")
+            if not len(images):
+                axes[r, 0].axis("on")
+                axes[r, 0].set_frame_on(False)
+    return fig

@@ -7,7 +7,6 @@ they work on any run folder, including one copied from another machine.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,19 +16,34 @@ from .. import backend
 from ..augment import ToFloat, TwoViews, simclr_cifar
 from ..data import load_cifar10
 from ..evaluate import extract_features, knn_accuracy, linear_probe, raw_pixels, zero_shot_accuracy
-from ..files import TEMP_PREFIX, write_atomic
+from ..files import check_writable, write_atomic
 from .checkpoint import load_checkpoint
 from .config import ConfigError, TrainConfig
 from .trainer import build_model, view_transform
 from .trainer import subset as subset_of
 
 
-def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
-    """The run's config, its model loaded from ``checkpoint``, and the CIFAR-10 test split.
+def load_run(run_dir, checkpoint: str = "last", class_names=None, data_dir=None):
+    """A run's config and its model with ``checkpoint`` loaded, on the run's backend (which it switches to).
 
-    Switches to the run's backend. Raises ConfigError for a folder without
-    ``config.json`` or without the checkpoint.
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder of ``minicon train``.
+    checkpoint : {"last", "best"}
+    class_names : list of str, optional
+        What the model is built with (CLIP makes its vocabulary from them);
+        default CIFAR-10's, read from the test split in ``data_dir`` (else
+        the run's data folder, else ``MINICON_DATA_DIR``).
+    data_dir : str, optional
+
+    Raises
+    ------
+    ConfigError
+        One line naming the folder: not a folder, no ``config.json``, or no
+        such checkpoint (a corrupt config or checkpoint is named by its reader).
     """
+    run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a folder: expected a run folder made by minicon train")
@@ -40,21 +54,24 @@ def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
     if not path.exists():
         raise ConfigError(f"{run_dir} has no {checkpoint}.npz checkpoint yet")
     backend.set_backend(config.backend)
-    test = load_cifar10(data_dir or config.data_dir, "test", download=False)
-    model = build_model(config, list(test[2]))
+    if class_names is None:
+        class_names = load_cifar10(data_dir or config.data_dir, "test", download=False)[2]
+    model = build_model(config, list(class_names))
     model.load_state_dict(load_checkpoint(path)["model"])
-    return config, model, test
+    return config, model
+
+
+def _restore(run_dir: Path, checkpoint: str = "last", data_dir=None):
+    """The run's config, its model loaded from ``checkpoint``, and the CIFAR-10 test split."""
+    config, model = load_run(run_dir, checkpoint, data_dir=data_dir)
+    return config, model, load_cifar10(data_dir or config.data_dir, "test", download=False)
 
 
 def _check_writable(path: Path) -> None:
     """Fail before minutes of evaluation, not after, when ``path`` cannot be written."""
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{path} cannot be written (it is not a file); nothing was evaluated")
-    try:
-        with tempfile.TemporaryFile(dir=path.parent, prefix=TEMP_PREFIX):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{path} cannot be written ({exc.strerror or exc}); nothing was evaluated") from None
+    why = check_writable(path)
+    if why:
+        raise ConfigError(f"{path} cannot be written ({why}); nothing was evaluated")
 
 
 def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=None,
