@@ -226,12 +226,15 @@ def test_corrupt_index_files_are_one_line_naming_the_file(run, tmp_path, capsys)
     np.savez(tmp_path / "nometa.npz", **{k: v for k, v in parts.items() if k != "meta"})
     np.savez(tmp_path / "short.npz", **parts | {"labels": parts["labels"][:-1]})
     np.savez(tmp_path / "scaled.npz", **parts | {"features": 2 * parts["features"]})
-    cases = {raw[: len(raw) // 2]: "not a readable minicon index", b"garbage": "not a readable minicon index",
+    cases = {raw[: len(raw) // 2]: "not a readable minicon index",
+             b"garbage": "not a readable minicon index (7 bytes): not an .npz archive",
              pickle.dumps({"features": 1}): "not a readable minicon index"}
     for payload, message in cases.items():
         bad.write_bytes(payload)
         assert f"{bad}: {message}" in one_line_error(capsys, ["search", bad, "--query", "0"])
-    assert "not a readable minicon index" in one_line_error(capsys, ["search", tmp_path / "obj.npz", "--query", "0"])
+    error = one_line_error(capsys, ["search", tmp_path / "obj.npz", "--query", "0"])
+    assert "not a readable minicon index" in error and "minicon never loads" in error
+    assert "allow_pickle" not in error  # no advice to load an untrusted pickle
     assert "no meta entry" in one_line_error(capsys, ["search", tmp_path / "nometa.npz", "--query", "0"])
     assert "a damaged minicon index" in one_line_error(capsys, ["dedup", tmp_path / "short.npz", "--auto"])
     assert "not finite unit vectors" in one_line_error(capsys, ["dedup", tmp_path / "scaled.npz", "--auto"])

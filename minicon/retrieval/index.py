@@ -208,6 +208,8 @@ class Index:
         if not path.is_file():
             raise ValueError(f"{path}: no such index file (make one with minicon embed)")
         raw = path.read_bytes()
+        if not raw.startswith(b"PK"):  # not a zip: numpy.load would read it as a pickle and say so
+            raise ValueError(f"{path}: not a readable minicon index ({len(raw)} bytes): not an .npz archive")
         try:
             with numpy.load(io.BytesIO(raw), allow_pickle=False) as archive:
                 missing = [k for k in _KEYS if k not in archive.files]
@@ -216,7 +218,8 @@ class Index:
                 features, labels, rows = archive["features"], archive["labels"], archive["rows"]
                 meta = json.loads(archive["meta"].tobytes().decode())
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
-            raise ValueError(f"{path}: not a readable minicon index ({len(raw)} bytes): {exc}") from None
+            reason = "it holds pickled (object) arrays, which minicon never loads" if "pickle" in str(exc) else exc
+            raise ValueError(f"{path}: not a readable minicon index ({len(raw)} bytes): {reason}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not a minicon index (its meta entry does not say format {FORMAT!r})")
         n = features.shape[0] if features.ndim == 2 else -1
