@@ -21,6 +21,15 @@ def _relevance(retrieved_labels, query_labels, op: str):
     return retrieved == query[:, None]
 
 
+def _relevance_at_k(retrieved_labels, query_labels, k, op: str):
+    """The relevance matrix of :func:`_relevance` and k (default K), checked to lie in [1, K]."""
+    rel = _relevance(retrieved_labels, query_labels, op)
+    k = rel.shape[1] if k is None else k
+    if not 1 <= k <= rel.shape[1]:
+        raise ValueError(f"{op}: k must be in [1, {rel.shape[1]}], got {k}")
+    return rel, k
+
+
 def precision_at_k(retrieved_labels, query_labels, k: int | None = None) -> float:
     r"""Mean over queries of the share of the first ``k`` results that are relevant.
 
@@ -47,10 +56,7 @@ def precision_at_k(retrieved_labels, query_labels, k: int | None = None) -> floa
     ValueError
         For shapes that do not match or ``k`` outside [1, K].
     """
-    rel = _relevance(retrieved_labels, query_labels, "precision_at_k")
-    k = rel.shape[1] if k is None else k
-    if not 1 <= k <= rel.shape[1]:
-        raise ValueError(f"precision_at_k: k must be in [1, {rel.shape[1]}], got {k}")
+    rel, k = _relevance_at_k(retrieved_labels, query_labels, k, "precision_at_k")
     return float(rel[:, :k].mean()) if rel.shape[0] else 0.0
 
 
@@ -86,10 +92,7 @@ def mean_average_precision_at_k(retrieved_labels, query_labels, num_relevant, k:
     ValueError
         For shapes that do not match or ``k`` outside [1, K].
     """
-    rel = _relevance(retrieved_labels, query_labels, "mean_average_precision_at_k")
-    k = rel.shape[1] if k is None else k
-    if not 1 <= k <= rel.shape[1]:
-        raise ValueError(f"mean_average_precision_at_k: k must be in [1, {rel.shape[1]}], got {k}")
+    rel, k = _relevance_at_k(retrieved_labels, query_labels, k, "mean_average_precision_at_k")
     if rel.shape[0] == 0:
         return 0.0
     rel = rel[:, :k].astype(numpy.float64)
