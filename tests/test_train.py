@@ -100,6 +100,10 @@ def test_resume_after_ctrl_c_reproduces_the_uninterrupted_losses(tmp_path, metho
     resumed.fit()
     got = [s["loss"] for s in read(tmp_path / "cut" / "steps.jsonl")]
     assert got == expected  # bit for bit: same batches, augmentations, weights and optimizer state
+    # the epoch cut at step 3 is averaged over all its 4 steps, and the clock goes on from the stop
+    epochs, whole = read(tmp_path / "cut" / "epochs.jsonl"), read(tmp_path / "whole" / "epochs.jsonl")
+    assert [e["loss"] for e in epochs] == [e["loss"] for e in whole]
+    assert 0 < epochs[0]["wall_s"] < epochs[1]["wall_s"]
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):

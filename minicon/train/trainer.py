@@ -433,6 +433,24 @@ class Trainer:
                               f"{self.steps_per_epoch} steps of the epoch ending at step {self.step}")
         return self._end_epoch(losses, epochs_log, started, bar)
 
+    def _logged_losses(self, after: int) -> list:
+        """The logged losses of the steps after step ``after`` up to the checkpoint's: the part of a
+        resumed epoch that ran before the stop, so its record averages the whole epoch."""
+        if not self.writer:
+            return []
+        return [r["loss"] for r in read_jsonl(self.run_dir / "steps.jsonl") if after < r["step"] <= self.step]
+
+    def _logged_train_seconds(self) -> float:
+        """Training time before this process: the last epoch record's ``wall_s`` plus the logged step
+        times (batch / images per second) since it; 0 for a fresh run."""
+        if not self.writer or self.step == 0:
+            return 0.0
+        records = [r for r in read_jsonl(self.run_dir / "epochs.jsonl") if r["step"] <= self.step]
+        since = records[-1]["step"] if records else 0
+        steps = [r for r in read_jsonl(self.run_dir / "steps.jsonl") if since < r["step"] <= self.step]
+        return (records[-1]["wall_s"] if records else 0.0) + sum(
+            self.config.batch_size / r["images_per_s"] for r in steps if r.get("images_per_s"))
+
     def fit(self) -> dict:
         """Run the remaining epochs; returns the final monitor result with timing.
 
@@ -483,7 +501,7 @@ class Trainer:
                 os.fsync(steps_log.fileno())
 
         total_steps = cfg.epochs * self.steps_per_epoch
-        started = time.perf_counter()
+        started = time.perf_counter() - self._logged_train_seconds()  # a resumed run's clock goes on
         bar = None
         try:
             bar = tqdm(total=total_steps, initial=self.step, disable=not self.progress,
@@ -492,7 +510,7 @@ class Trainer:
             while self.step < total_steps and not stopping():
                 epoch, first = divmod(self.step, self.steps_per_epoch)
                 self.loader.set_epoch(epoch, start_batch=first)
-                losses = []
+                losses = self._logged_losses(epoch * self.steps_per_epoch) if first else []
                 self.model.train()
                 tick = time.perf_counter()
                 batches = iter(self.loader)
