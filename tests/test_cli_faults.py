@@ -56,7 +56,8 @@ def test_an_unwritable_eval_json_is_named_before_any_work(run, capsys, monkeypat
 def test_eval_writes_eval_json_atomically(run, capsys):
     assert main(["eval", str(run), "--probe", "knn"]) == 0
     assert "| trained encoder |" in capsys.readouterr().out
-    assert json.loads((run / "eval.json").read_text())["rows"][0]["features"] == "trained encoder"
+    assert json.loads((run / "eval-knn.json").read_text())["rows"][0]["features"] == "trained encoder"
+    assert not (run / "eval.json").exists()  # a kNN-only look does not take the full result's name
     assert not [p for p in run.iterdir() if p.name.startswith(".tmp-")]  # no temp file left behind
 
 

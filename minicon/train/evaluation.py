@@ -74,6 +74,17 @@ def _check_writable(path: Path) -> None:
         raise ConfigError(f"{path} cannot be written ({why}); nothing was evaluated")
 
 
+def report_name(probe: str = "all", checkpoint: str = "last", subset: int | None = None) -> str:
+    """``eval.json`` for the full evaluation of ``last.npz``; otherwise ``eval-`` + what differs.
+
+    >>> report_name(), report_name("knn", "last", 500), report_name(checkpoint="best")
+    ('eval.json', 'eval-subset-500-knn.json', 'eval-best.json')
+    """
+    parts = ([f"subset-{subset}"] if subset is not None else []) + ([probe] if probe != "all" else []) \
+        + (["best"] if checkpoint != "last" else [])
+    return "-".join(["eval", *parts]) + ".json"
+
+
 def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=None,
                  checkpoint: str = "last", subset: int | None = None) -> dict:
     """kNN (k = 200, τ = 0.1) and linear-probe top-1 on the full CIFAR-10 test set.
@@ -96,8 +107,10 @@ def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=
     -------
     dict
         ``{"run", "method", "encoder", "epochs", "rows": [{"features", "knn_top1",
-        "knn_top5", "linear_top1", "seconds"}...]}``; also written to
-        ``RUN/eval.json`` (atomically).
+        "knn_top5", "linear_top1", "seconds"}...]}``; also written (atomically) to
+        ``RUN/eval.json`` for the full evaluation, or to a file named after what
+        differs (``eval-subset-500-knn.json``: see :func:`report_name`), so a quick
+        look never replaces a full result.
 
     Raises
     ------
@@ -109,7 +122,7 @@ def evaluate_run(run_dir, probe: str = "all", baselines: bool = False, data_dir=
     if subset is not None and subset < 1:
         raise ConfigError(f"--subset must be a positive number of images, got {subset}")
     config, model, (test_x, test_y, names) = _restore(run_dir, checkpoint, data_dir)
-    out = run_dir / "eval.json"
+    out = run_dir / report_name(probe, checkpoint, subset)
     _check_writable(out)
     train_x, train_y, _ = load_cifar10(data_dir or config.data_dir, "train", download=False)
     train_x, train_y = subset_of(train_x, train_y, subset, config.seed + 1)
