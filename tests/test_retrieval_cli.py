@@ -156,6 +156,7 @@ def test_search_with_faiss_flat_gives_the_exact_engine_results(run, tmp_path, ca
 def test_bad_queries_are_one_line(run, tmp_path, capsys):
     index = embed(run, "cifar10:train", tmp_path / "i.npz")
     np.save(tmp_path / "short.npy", np.ones(index.dim - 1, np.float32))
+    np.save(tmp_path / "zero.npy", np.zeros(index.dim, np.float32))
     (tmp_path / "junk.png").write_bytes(b"not an image")
     path = tmp_path / "i.npz"
     cases = {
@@ -164,6 +165,7 @@ def test_bad_queries_are_one_line(run, tmp_path, capsys):
         ("--query", "0", "--k", "15"): "--k 15 is more than the 14 other rows",
         ("--query", tmp_path / "short.npy"): "a query of the wrong size: shape (7,) float32, expected 8 numbers",
         ("--query", tmp_path / "junk.png"): f"{tmp_path / 'junk.png'}: cannot be decoded as an image",
+        ("--query", tmp_path / "zero.npy"): "the query is a zero vector, which has no direction",
         ("--query", tmp_path / "missing.png"): "neither a row number of the index nor an existing file",
         ("--text", "a photo of a cat"): "text queries need a CLIP run; this index was built from a simclr run",
     }
@@ -197,6 +199,9 @@ def test_text_search_with_a_clip_run(clip_run, tmp_path, capsys):
     np.testing.assert_allclose([r["similarity"] for r in same["results"]],
                                [r["similarity"] for r in report["results"]], atol=1e-5)
     assert z.meta["feature"] == "z"
+    for text in ("", "zeppelin blimp"):  # nothing to match: every row would score the same <unk> text
+        error = one_line_error(capsys, ["search", tmp_path / "c.npz", "--text", text])
+        assert f"--text {text!r}: none of its words is in the CLIP run's vocabulary" in error
 
 
 # --- the index file -------------------------------------------------------------------------

@@ -303,8 +303,11 @@ class Index:
         if q.ndim != 2 or q.shape[1] != self.dim or q.dtype.kind not in "fiu":
             raise ValueError(f"query of the wrong size: expected {self.dim} numbers per query (the index's D), "
                              f"got shape {tuple(q.shape)}")
-        if not bool(backend.array_module(q).isfinite(q).all()):
+        xp = backend.array_module(q)
+        if not bool(xp.isfinite(q).all()):
             raise ValueError("the query holds NaN or infinite values")
+        if not bool((xp.abs(q).sum(axis=1) > 0).all()):
+            raise ValueError("the query is a zero vector, which has no direction to compare by cosine")
         return _normalized(q.astype(backend.get_xp().float32))
 
     def search(self, queries, k: int = 10, engine: str = "exact", block_size: int = BLOCK_SIZE,
@@ -387,7 +390,8 @@ class Index:
         ------
         ValueError
             If the index is not from a CLIP run (one line naming its
-            method), or see :meth:`load_model` and :meth:`search`.
+            method), if a text has no word of the run's vocabulary, or see
+            :meth:`load_model` and :meth:`search`.
         """
         if self.meta.get("method") != "clip":
             raise ValueError(f"text queries need a CLIP run; this index was built from a "
@@ -397,6 +401,10 @@ class Index:
         tokenizer = model.tokenizer
         known = set(tokenizer.vocabulary)
         unknown = [[w for w in tokenizer.split(t) if w not in known] for t in texts]
+        for text, missing in zip(texts, unknown):
+            if len(missing) == len(tokenizer.split(text)):  # nothing left but <unk>: every such text ranks alike
+                raise ValueError(f"--text {text!r}: none of its words is in the CLIP run's vocabulary "
+                                 f"of {len(known) - 2} words (e.g. {', '.join(sorted(known - {tokenizer.PAD, tokenizer.UNK})[:8])})")
         with eval_mode(model), no_grad():
             text = model.encode_text(tokenizer.encode(texts)).data
             corpus = self.features if self.meta["feature"] == "z" else _normalized(
