@@ -128,7 +128,7 @@ def _train_config(args):
     import os
     from pathlib import Path
 
-    from .train.config import TrainConfig, load_toml
+    from .train.config import ConfigError, TrainConfig, load_toml
 
     saved = Path(args.out) / "config.json" if args.resume and args.out else None
     values = TrainConfig.from_run(saved).to_dict() if saved and saved.exists() else {}
@@ -144,6 +144,8 @@ def _train_config(args):
     }
     values.update({k: v for k, v in flags.items() if v is not None})
     values.setdefault("backend", backend.get_backend())
+    if args.widths is not None and values.get("encoder", "convnet") != "convnet":
+        raise ConfigError(f"--widths sets the ConvNet's blocks; --encoder {values['encoder']} has fixed widths")
     return TrainConfig.from_dict(values)
 
 
@@ -261,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                                             f"SimSiam/BYOL/SupCon {supcon['lr']:g})")
     p.add_argument("--temperature", type=float,
                    help=f"τ of the loss (default: SimCLR {simclr['temperature']}, "
-                        f"MoCo {moco['temperature']}, SupCon {supcon['temperature']}; CLIP learns its scale; "
-                        "SimSiam and BYOL have none)")
+                        f"MoCo {moco['temperature']}, SupCon {supcon['temperature']}; for CLIP the starting τ "
+                        "of its learned scale, 0.07; SimSiam and BYOL have none)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default: {preset.optimizer}")
     p.add_argument("--crop-scale", type=float,
                    help=f"smallest crop area, a fraction (default: MoCo {moco['crop_scale']}, "

@@ -91,6 +91,17 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert "holds no run to resume" in capsys.readouterr().err
 
 
+def test_widths_with_a_resnet_and_a_split_as_root_are_one_line(tmp_path, capsys):
+    assert main(["train", "--encoder", "resnet18", "--widths", "8", "16", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.strip() == ("minicon: error: --widths sets the ConvNet's blocks; "
+                                               "--encoder resnet18 has fixed widths")
+    assert not (tmp_path / "r").exists()
+    from minicon.data import load_cifar10
+
+    with pytest.raises(ValueError, match=r"root 'test' names a split, not a folder: pass split='test'"):
+        load_cifar10("test")
+
+
 def test_train_help_names_the_preset(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])

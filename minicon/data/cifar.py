@@ -225,6 +225,8 @@ def _layout(name: str, layout: str) -> Layout:
 
 def _locate(name: str, split: str, directory: Path, download: bool):
     """The layout to read ``split`` from (binary first), downloading if allowed."""
+    if str(directory) in SPLITS and not directory.exists():  # load_cifar10("test"): root, not split
+        raise ValueError(f"root {str(directory)!r} names a split, not a folder: pass split={str(directory)!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     missing = {}

@@ -51,7 +51,7 @@ def run_embed(args) -> int:
                         data_dir=args.data_dir, batch_size=args.batch_size)
     index.save(args.out)
     seconds = time.perf_counter() - start
-    print(f"embedded {len(index)} images of {args.images} with {args.run} ({args.checkpoint}.npz, "
+    print(f"embedded {len(index)} image{'s' if len(index) != 1 else ''} of {args.images} with {args.run} ({args.checkpoint}.npz, "
           f"{index.meta['method']}, feature {index.meta['feature']}, D = {index.dim}) into {args.out} "
           f"in {seconds:.1f} s")
     return 0

@@ -181,7 +181,8 @@ def similar_pairs(features, threshold: float, block_size: int = BLOCK_SIZE, max_
             count += int(i.shape[0])
             if count > max_pairs:
                 raise ValueError(f"{op}: more than {max_pairs} pairs score >= {threshold} (found {count} in the "
-                                 f"first {min(r0 + block_size, n)} rows); raise the threshold")
+                                 f"first {min(r0 + block_size, n)} rows); raise the threshold (or max_pairs, "
+                                 "--max-pairs on the command line)")
             if i.shape[0]:
                 found_scores.append(to_host(sim[i, j]))
                 found_pairs.append(to_host(xp.stack([i + r0, j + c0], axis=1)))
