@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # The GPU check of minicon's CuPy half: one script, under 10 minutes on one GPU.
 #
-#   1. installs minicon (offline, only minicon itself when CuPy is already installed, as on
-#      the device machine; else with its CUDA extra);
+#   1. installs minicon (only minicon itself, offline, when CuPy is already installed, as on
+#      the device machine; else with the CUDA extra matching the driver, from the network);
 #   2. runs tests/test_cupy.py, then every other test's CuPy case (MINICON_TEST_BACKENDS=cupy);
 #   3. runs lesson 11 at MINICON_FAST=1 with its exercise solved (no Jupyter needed);
 #   4. times the ConvNet and ResNet-18 steps on minicon/CuPy against PyTorch CUDA;
 #   5. trains the SimCLR preset and short MoCo and CLIP runs with backend cupy on real
 #      CIFAR-10, printing images/s and kNN accuracy.
 #
+# On your own GPU machine, from the repository root:
+#     MINICON_DATA_DIR=/path/to/data bash benchmarks/gpu_check.sh    # data: cifar-10-batches-bin inside
+# (without CuPy installed it installs the CUDA extra that matches `nvidia-smi`, which needs
+# the network).
+#
 # Tables and logs go to $OUT (default ./gpu-check). Each step has its own time limit; a
 # failing step is reported and the next one still runs; the exit status counts failures.
 #
+# The rest of this header is for this project's lent device machines (no network, and a
+# 64 MiB limit on what a call carries).
 # Data: MINICON_DATA_DIR if set, else every CIFAR-10 file found under .gpudata/ (in any
 # subfolder). A device call carries at most 64 MiB of working tree, two of CIFAR-10's six
 # 30 MB files. Prepare here, in the repository root:
@@ -50,9 +57,9 @@ step() {  # step NAME SECONDS LOG COMMAND...: run with a time limit, keep its ou
 echo "== $(date +%T) install"
 if $PY -c "import cupy" 2>/dev/null; then
     $PY -m pip install -q --no-deps --no-build-isolation -e . > "$OUT/install.txt" 2>&1
-else
-    $PY -m pip install -q -e ".[cuda13,dev]" > "$OUT/install.txt" 2>&1 \
-        || $PY -m pip install -q -e ".[cuda12,dev]" >> "$OUT/install.txt" 2>&1
+else  # the wheel of the driver's CUDA major version: a cuda13 wheel installs on a CUDA 12 driver, then fails
+    cuda=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: \([0-9]*\).*/\1/p' | head -n 1)
+    $PY -m pip install -q -e ".[cuda${cuda:-12},dev]" > "$OUT/install.txt" 2>&1
 fi
 tail -n 3 "$OUT/install.txt"
 $PY -m minicon info | tee "$OUT/info.txt"
