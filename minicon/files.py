@@ -2,11 +2,13 @@
 
 Checkpoints, run configs, logs, evaluation reports and extracted dataset
 files all go through :func:`write_atomic`, so each is either the old file or
-the new one after kill -9 or a full disk.
+the new one after kill -9 or a full disk. :func:`file_digest` hashes a file
+(downloads' MD5 check, an index's record of the checkpoint it came from).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -64,3 +66,12 @@ def check_writable(path):
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def file_digest(path, algorithm: str = "sha256", chunk_bytes: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes by ``hashlib``'s ``algorithm``, read ``chunk_bytes`` at a time."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -17,14 +17,13 @@ arbitrary members is unsafe: absolute paths, ``..``, links, devices).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import write_atomic
+from ..files import file_digest, write_atomic
 
 ENV_DATA_DIR = "MINICON_DATA_DIR"
 
@@ -82,11 +81,7 @@ def data_dir(root=None) -> Path:
 
 def md5sum(path, chunk_bytes: int = 1 << 20) -> str:
     """Hex MD5 of a file, read in chunks of ``chunk_bytes`` bytes."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_bytes), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "md5", chunk_bytes)
 
 
 def fetch_archive(archive: Archive, directory, *, retries: int = 3,

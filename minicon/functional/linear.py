@@ -54,15 +54,6 @@ def _mix64(xp, z):
     return z ^ (z >> xp.uint64(31))
 
 
-def _mix64_int(z: int) -> int:
-    """:func:`_mix64` on one Python int, reduced mod 2⁶⁴ (for the seed, on the host)."""
-    mask = (1 << 64) - 1
-    z &= mask
-    z = ((z ^ (z >> 30)) * _M1) & mask
-    z = ((z ^ (z >> 27)) * _M2) & mask
-    return z ^ (z >> 31)
-
-
 def counter_uniform(xp, shape, seed: int):
     """Uniform floats in [0, 1), float64, of ``shape``: a hash of (seed, element index).
 
@@ -79,8 +70,8 @@ def counter_uniform(xp, shape, seed: int):
     size = 1
     for d in shape:
         size *= d
-    z = xp.arange(1, size + 1, dtype=xp.uint64) * xp.uint64(_GAMMA) + xp.uint64(_mix64_int(seed))
-    z = _mix64(xp, z)
+    start = _mix64(xp, xp.asarray([seed % (1 << 64)], dtype=xp.uint64))  # on the device: no wait
+    z = _mix64(xp, xp.arange(1, size + 1, dtype=xp.uint64) * xp.uint64(_GAMMA) + start)
     return ((z >> xp.uint64(11)).astype(xp.float64) * 2.0**-53).reshape(shape)
 
 

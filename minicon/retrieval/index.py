@@ -22,7 +22,8 @@ import numpy
 
 from .. import backend
 from ..autograd import Tensor, no_grad
-from ..files import write_atomic
+from ..evaluate.features import l2_normalize
+from ..files import file_digest, write_atomic
 from ..nn import eval_mode
 from ..train.evaluation import load_run
 from .exact import BLOCK_SIZE, top_k_inner_product
@@ -41,18 +42,12 @@ def config_hash(config) -> str:
 
 def file_hash(path) -> str:
     """SHA-256 (hex, first 16 digits) of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return file_digest(path, "sha256")[:16]
 
 
 def _normalized(features):
-    xp = backend.array_module(features)
-    features = features.astype(xp.float32, copy=False)
-    norm = xp.linalg.norm(features, axis=1, keepdims=True)
-    return features / xp.maximum(norm, 1e-12)  # as F.normalize: a zero row stays 0, never NaN
+    """Rows of unit length, float32 (a zero row stays 0, never NaN)."""
+    return l2_normalize(features.astype(backend.array_module(features).float32, copy=False))
 
 
 class Index:
